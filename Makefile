@@ -1,0 +1,48 @@
+# SAM for Medical Image Segmentation — the two commands are `make course` and `make test`.
+# Both create .venv on first use (python3 -m venv + pip install -r requirements.txt) and are idempotent.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+MODE   ?= auto
+KERNEL := sam-course
+
+.PHONY: setup course test lint unit notebooks lab clean help
+
+help:
+	@echo "make course   run every notebook in order (MODE=$(MODE)) into outputs/ and print a summary"
+	@echo "make test     ruff + unit tests + every notebook in smoke mode"
+	@echo "make lab      JupyterLab on the course kernel ($(KERNEL))"
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "SAM course (.venv)" >/dev/null
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+course: setup
+	$(PY) -m utils.harness --mode $(MODE)
+
+lint: setup
+	$(PY) -m ruff check .
+
+unit: setup
+	$(PY) -m pytest -m "not notebooks"
+
+notebooks: setup
+	$(PY) -m pytest -m notebooks
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+clean:
+	rm -rf outputs .pytest_cache .ruff_cache

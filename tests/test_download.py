@@ -1,0 +1,213 @@
+"""utils.download.fetch against a local HTTP server: verified, cached, atomic, and clear when it fails."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+import pytest
+
+from utils.download import ChecksumError, DownloadError, OfflineError, fetch, file_hash, mirror_url, verify_file
+
+PAYLOAD = bytes(range(256)) * 400  # 100 KiB, so a truncated transfer really is cut short
+MD5 = hashlib.md5(PAYLOAD).hexdigest()
+SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+@pytest.fixture
+def served(http_server):
+    """(server, url) with PAYLOAD at /files/payload.bin."""
+    return http_server, http_server.add_file("files/payload.bin", PAYLOAD)
+
+
+@pytest.mark.parametrize("known_hash", [f"sha256:{SHA256}", f"md5:{MD5}", f"MD5:{MD5.upper()}"])
+def test_good_file_is_downloaded_verified_and_cached(served, course_cache, known_hash, list_files):
+    server, url = served
+    target = course_cache / "models" / "payload.bin"
+    path = fetch(url, target, known_hash=known_hash, size=len(PAYLOAD), progressbar=False)
+    assert path == target
+    assert path.read_bytes() == PAYLOAD
+    assert server.hits["/files/payload.bin"] == 1
+    assert list_files(target.parent) == ["payload.bin"]  # no temporary or probe files left
+
+    again = fetch(url, target, known_hash=known_hash, size=len(PAYLOAD), progressbar=False)
+    assert again == target
+    assert server.hits["/files/payload.bin"] == 1  # served from the cache, no second request
+
+
+def test_wrong_hash_raises_and_leaves_nothing(served, course_cache, list_files):
+    server, url = served
+    target = course_cache / "d" / "payload.bin"
+    with pytest.raises(ChecksumError, match="does not match"):
+        fetch(url, target, known_hash="sha256:" + "0" * 64, progressbar=False)
+    assert server.hits["/files/payload.bin"] == 1
+    assert not target.exists()
+    assert list_files(target.parent) == []
+
+
+def test_wrong_size_of_a_good_download_is_refused(served, course_cache):
+    _, url = served
+    target = course_cache / "payload.bin"
+    with pytest.raises(ChecksumError, match=f"should be {len(PAYLOAD) + 1:,} bytes"):
+        fetch(url, target, known_hash=f"md5:{MD5}", size=len(PAYLOAD) + 1, progressbar=False)
+
+
+def test_truncated_transfer_raises_and_leaves_nothing(served, course_cache, list_files):
+    server, url = served
+    server.set_fault("truncate")
+    target = course_cache / "d" / "payload.bin"
+    with pytest.raises((DownloadError, ChecksumError)) as info:
+        fetch(url, target, known_hash=f"sha256:{SHA256}", progressbar=False)
+    assert "nothing was saved" in str(info.value)
+    assert server.hits["/files/payload.bin"] >= 1
+    assert list_files(target.parent) == []
+
+
+@pytest.mark.parametrize("status", ["404", "500"])
+def test_http_errors_raise_download_error_and_leave_nothing(served, course_cache, status, list_files):
+    server, url = served
+    server.set_fault(status)
+    target = course_cache / "d" / "payload.bin"
+    with pytest.raises(DownloadError) as info:
+        fetch(url, target, known_hash=f"md5:{MD5}", progressbar=False)
+    message = str(info.value)
+    assert status in message and url in message and str(target) in message
+    assert list_files(target.parent) == []
+
+
+def test_slow_server_times_out_as_download_error(served, course_cache, list_files):
+    server, url = served
+    server.set_fault("slow")
+    server.delay = 1.5
+    target = course_cache / "d" / "payload.bin"
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match="Timeout"):
+        fetch(url, target, known_hash=f"md5:{MD5}", timeout=0.3, progressbar=False)
+    assert time.monotonic() - start < 1.4
+    assert list_files(target.parent) == []
+
+
+def test_cached_file_with_wrong_hash_is_refused_not_replaced_and_force_replaces_it(served, course_cache):
+    server, url = served
+    target = course_cache / "payload.bin"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"tampered")
+    with pytest.raises(ChecksumError, match="Delete it"):
+        fetch(url, target, known_hash=f"sha256:{SHA256}", progressbar=False)
+    assert target.read_bytes() == b"tampered"
+    assert server.hits["/files/payload.bin"] == 0
+
+    path = fetch(url, target, known_hash=f"sha256:{SHA256}", force=True, progressbar=False)
+    assert path.read_bytes() == PAYLOAD
+    assert server.hits["/files/payload.bin"] == 1
+
+
+def test_offline_forced_raises_fast_naming_url_and_path(served, course_cache, monkeypatch):
+    server, url = served
+    monkeypatch.setenv("SAMCOURSE_OFFLINE", "1")
+    target = course_cache / "payload.bin"
+    start = time.monotonic()
+    with pytest.raises(OfflineError) as info:
+        fetch(url, target, known_hash=f"md5:{MD5}", progressbar=False)
+    assert time.monotonic() - start < 1.0
+    assert url in str(info.value) and str(target) in str(info.value)
+    assert isinstance(info.value, FileNotFoundError)
+    assert server.hits["/files/payload.bin"] == 0 and not target.exists()
+
+
+def test_offline_forced_still_serves_a_verified_cached_file(served, course_cache, monkeypatch):
+    server, url = served
+    target = course_cache / "payload.bin"
+    fetch(url, target, known_hash=f"md5:{MD5}", progressbar=False)
+    monkeypatch.setenv("SAMCOURSE_OFFLINE", "1")
+    assert fetch(url, target, known_hash=f"md5:{MD5}", progressbar=False).read_bytes() == PAYLOAD
+    assert server.hits["/files/payload.bin"] == 1
+
+
+def test_unreachable_port_raises_offline_error_quickly(course_cache, closed_port):
+    url = f"http://127.0.0.1:{closed_port}/payload.bin"
+    target = course_cache / "payload.bin"
+    start = time.monotonic()
+    with pytest.raises(OfflineError) as info:
+        fetch(url, target, known_hash=f"md5:{MD5}", progressbar=False)
+    assert time.monotonic() - start < 5.0
+    assert url in str(info.value) and str(target) in str(info.value)
+    assert not target.exists()
+
+
+def test_cache_folder_that_cannot_be_created_raises_permission_error(served, tmp_path):
+    _, url = served
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a regular file where the cache folder should be")
+    target = blocker / "cache" / "payload.bin"  # mkdir fails even for root
+    with pytest.raises(PermissionError, match="SAMCOURSE_CACHE_DIR") as info:
+        fetch(url, target, known_hash=f"md5:{MD5}", progressbar=False)
+    assert str(target.parent) in str(info.value)
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores file permissions")
+def test_read_only_cache_folder_raises_permission_error(served, tmp_path):
+    _, url = served
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(PermissionError, match="SAMCOURSE_CACHE_DIR"):
+            fetch(url, folder / "payload.bin", known_hash=f"md5:{MD5}", progressbar=False)
+    finally:
+        folder.chmod(0o700)
+
+
+@pytest.mark.parametrize("bad", ["", "abc", MD5, "crc32:1234", "sha1:" + "0" * 40, None])
+def test_bad_hash_format_is_a_value_error_before_any_request(served, course_cache, bad):
+    server, url = served
+    with pytest.raises(ValueError, match="known_hash|algorithm"):
+        fetch(url, course_cache / "payload.bin", known_hash=bad, progressbar=False)
+    assert sum(server.hits.values()) == 0
+
+
+def test_verify_file_and_file_hash(tmp_path):
+    path = tmp_path / "payload.bin"
+    path.write_bytes(PAYLOAD)
+    assert file_hash(path, "md5") == MD5 and file_hash(path) == SHA256
+    assert verify_file(path, f"sha256:{SHA256}", size=len(PAYLOAD)) == path
+    with pytest.raises(ChecksumError):
+        verify_file(path, f"md5:{'f' * 32}")
+    with pytest.raises(FileNotFoundError):
+        verify_file(tmp_path / "missing.bin", f"md5:{MD5}")
+
+
+def test_mirror_url_swaps_scheme_and_host_only(monkeypatch):
+    url = "https://zenodo.org/records/13358372/files/busi_256.npz?download=1"
+    monkeypatch.delenv("SAMCOURSE_MIRROR", raising=False)
+    assert mirror_url(url) == url
+    monkeypatch.setenv("SAMCOURSE_MIRROR", "http://127.0.0.1:8000/course-mirror/")
+    assert mirror_url(url) == "http://127.0.0.1:8000/course-mirror/records/13358372/files/busi_256.npz?download=1"
+    monkeypatch.setenv("SAMCOURSE_MIRROR", "ftp://example.org")
+    with pytest.raises(ValueError, match="SAMCOURSE_MIRROR"):
+        mirror_url(url)
+
+
+def test_failed_forced_redownload_keeps_the_old_verified_copy(served, course_cache, list_files):
+    server, url = served
+    target = course_cache / "d" / "payload.bin"
+    fetch(url, target, known_hash=f"md5:{MD5}", progressbar=False)
+    target.write_bytes(b"stale")  # a corrupted copy the user asks to replace
+    server.set_fault("500")
+    with pytest.raises(DownloadError):
+        fetch(url, target, known_hash=f"md5:{MD5}", force=True, progressbar=False)
+    assert target.read_bytes() == b"stale"  # nothing half-written replaced it
+    assert list_files(target.parent) == ["payload.bin"]
+    server.set_fault(None)
+    assert fetch(url, target, known_hash=f"md5:{MD5}", force=True, progressbar=False).read_bytes() == PAYLOAD
+
+
+def test_mirror_serves_registry_paths_and_hashes_still_apply(served, course_cache, monkeypatch):
+    server, url = served
+    monkeypatch.setenv("SAMCOURSE_MIRROR", server.base_url)
+    original = "https://example.invalid/files/payload.bin"
+    target = course_cache / "m" / "payload.bin"
+    assert fetch(original, target, known_hash=f"md5:{MD5}", progressbar=False).read_bytes() == PAYLOAD
+    with pytest.raises(ChecksumError):
+        fetch(original, course_cache / "m2" / "payload.bin", known_hash="md5:" + "0" * 32, progressbar=False)

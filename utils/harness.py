@@ -1,0 +1,156 @@
+"""Run the course's notebooks with papermill and summarise what they wrote.
+
+``python -m utils.harness --mode auto`` (what ``make course`` does) executes every notebook in
+``notebooks/`` in order into ``outputs/`` and prints one table: notebook, resolved mode, status,
+wall time and the headline numbers each notebook saved in its ``results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .env import MODES, output_dir, repo_root
+
+__all__ = ["NotebookRun", "find_notebooks", "format_summary", "run_course", "run_notebook"]
+
+
+@dataclass
+class NotebookRun:
+    """What happened when one notebook ran."""
+
+    notebook: str
+    status: str  # "ok" or "failed"
+    wall_s: float
+    mode: str | None = None
+    headline: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    output: Path | None = None
+
+
+def find_notebooks(folder: Path | None = None) -> list[Path]:
+    """The course's notebooks in order (``NN_name.ipynb``)."""
+    folder = folder or repo_root() / "notebooks"
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb") if p.is_file())
+
+
+def _headline(results: dict[str, Any], limit: int = 4) -> dict[str, Any]:
+    """A notebook's ``headline`` entry if it saved one, else its first few scalar numbers."""
+    body = results.get("results", {})
+    if isinstance(body.get("headline"), dict):
+        return body["headline"]
+    scalars = {k: v for k, v in body.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return dict(list(scalars.items())[:limit])
+
+
+def run_notebook(
+    notebook: Path,
+    mode: str = "auto",
+    out_root: Path | None = None,
+    parameters: dict[str, Any] | None = None,
+    timeout_s: int = 1800,
+) -> NotebookRun:
+    """Execute one notebook with papermill (``MODE`` injected) and read back its ``results.json``."""
+    import papermill as pm
+
+    if mode not in MODES:
+        raise ValueError(f"Unknown mode {mode!r}: choose one of {', '.join(MODES)}.")
+    notebook = Path(notebook)
+    out_root = Path(out_root) if out_root else output_dir()
+    stem = notebook.stem
+    executed = out_root / f"{stem}.ipynb"
+    results_file = out_root / stem / "results.json"
+    results_file.unlink(missing_ok=True)  # a stale file must not pass for this run's
+    out_root.mkdir(parents=True, exist_ok=True)
+    params = {"MODE": mode, **(parameters or {})}
+    previous = os.environ.get("SAMCOURSE_OUTPUT_DIR")
+    os.environ["SAMCOURSE_OUTPUT_DIR"] = str(out_root)  # the kernel inherits it: results land beside the copy
+    start = time.perf_counter()
+    status, error = "ok", ""
+    try:
+        pm.execute_notebook(
+            str(notebook),
+            str(executed),
+            parameters=params,
+            cwd=str(notebook.parent),
+            kernel_name="python3",
+            progress_bar=False,
+            execution_timeout=timeout_s,
+        )
+    except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
+        status, error = "failed", f"{exc.__class__.__name__}: {str(exc).strip().splitlines()[-1] if str(exc) else ''}"
+    finally:
+        if previous is None:
+            os.environ.pop("SAMCOURSE_OUTPUT_DIR", None)
+        else:
+            os.environ["SAMCOURSE_OUTPUT_DIR"] = previous
+    wall = time.perf_counter() - start
+    run = NotebookRun(notebook=stem, status=status, wall_s=wall, error=error, output=executed)
+    if results_file.is_file():
+        results = json.loads(results_file.read_text())
+        run.mode = results.get("mode")
+        run.headline = _headline(results)
+    elif status == "ok":
+        run.status, run.error = "failed", f"no results.json written to {results_file}"
+    return run
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def format_summary(runs: list[NotebookRun]) -> str:
+    """A plain-text table: notebook, mode, status, wall time, headline numbers."""
+    header = ("notebook", "mode", "status", "wall", "headline")
+    rows = [
+        (
+            r.notebook,
+            r.mode or "-",
+            r.status,
+            f"{r.wall_s:.1f} s",
+            ", ".join(f"{k}={_fmt(v)}" for k, v in r.headline.items()) or (r.error or "-"),
+        )
+        for r in runs
+    ]
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [line.format(*header), line.format(*("-" * w for w in widths))]
+    out += [line.format(*row) for row in rows]
+    return "\n".join(out)
+
+
+def run_course(
+    mode: str = "auto", notebooks: list[Path] | None = None, out_root: Path | None = None
+) -> list[NotebookRun]:
+    """Run every notebook in order, printing progress and then the summary table."""
+    runs = []
+    for notebook in notebooks or find_notebooks():
+        print(f"▶ {notebook.name} (MODE={mode}) ...", flush=True)
+        run = run_notebook(notebook, mode=mode, out_root=out_root)
+        print(f"  {run.status} in {run.wall_s:.1f} s" + (f" — {run.error}" if run.error else ""), flush=True)
+        runs.append(run)
+    print()
+    print(format_summary(runs))
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", default="auto", choices=MODES)
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default outputs/)")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: all, in order)")
+    args = parser.parse_args(argv)
+    runs = run_course(args.mode, notebooks=args.notebooks or None, out_root=args.out)
+    return 0 if all(r.status == "ok" for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

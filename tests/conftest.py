@@ -129,3 +129,38 @@ def _files_under(folder: Path) -> list[str]:
 def list_files():
     """``list_files(folder)``: every file under ``folder`` (hidden and temporary ones included), relative."""
     return _files_under
+
+
+# --------------------------------------------------------------------------------------------------
+# Notebooks in smoke mode: each runs once per test session; tests of its numbers share the run.
+# --------------------------------------------------------------------------------------------------
+
+_SMOKE_RUNS: dict = {}
+
+
+def run_smoke(stem: str):
+    """Execute ``notebooks/<stem>.ipynb`` in smoke mode once per session; return the harness record."""
+    from utils import harness
+    from utils.env import output_dir
+
+    if stem not in _SMOKE_RUNS:
+        path = next((p for p in harness.find_notebooks() if p.stem == stem), None)
+        if path is None:
+            raise FileNotFoundError(f"notebooks/{stem}.ipynb does not exist")
+        _SMOKE_RUNS[stem] = harness.run_notebook(path, mode="smoke", out_root=output_dir("smoke"))
+    return _SMOKE_RUNS[stem]
+
+
+@pytest.fixture(scope="session")
+def smoke_results():
+    """``smoke_results("03_zero_shot_medical")`` → that notebook's results.json (after a smoke run)."""
+    import json
+
+    from utils.env import output_dir
+
+    def read(stem: str) -> dict:
+        run = run_smoke(stem)
+        assert run.status == "ok", f"{stem} failed in smoke mode: {run.error}"
+        return json.loads((output_dir("smoke") / stem / "results.json").read_text())
+
+    return read

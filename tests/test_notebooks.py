@@ -3,34 +3,15 @@
 Executed copies and their results.json land in outputs/smoke/ for a person to look at.
 """
 
-import json
 import re
 
 import nbformat
 import pytest
+from conftest import run_smoke
 
 from utils import harness
-from utils.env import output_dir
 
 NOTEBOOKS = harness.find_notebooks()
-SMOKE_OUT = output_dir("smoke")
-_RUNS: dict[str, harness.NotebookRun] = {}
-
-
-def smoke_run(stem: str) -> harness.NotebookRun:
-    """Run a notebook once per session in smoke mode (later tests reuse the run)."""
-    if stem not in _RUNS:
-        path = next(p for p in NOTEBOOKS if p.stem == stem)
-        _RUNS[stem] = harness.run_notebook(path, mode="smoke", out_root=SMOKE_OUT)
-    return _RUNS[stem]
-
-
-def smoke_results(stem: str) -> dict:
-    run = smoke_run(stem)
-    assert run.status == "ok", run.error
-    return json.loads((SMOKE_OUT / stem / "results.json").read_text())
-
-
 def test_there_are_notebooks():
     assert [p.stem for p in NOTEBOOKS][:1] == ["00_setup"]
 
@@ -57,14 +38,14 @@ def test_notebook_is_committed_clean_with_parameters(path):
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_in_smoke_mode(path):
-    run = smoke_run(path.stem)
+    run = run_smoke(path.stem)
     assert run.status == "ok", run.error
     assert run.mode == "smoke"
     assert run.wall_s < 90, f"{path.stem} took {run.wall_s:.0f} s in smoke mode (budget 60 s)"
 
 
 @pytest.mark.notebooks
-def test_00_setup_reports_environment_and_a_real_segmentation():
+def test_00_setup_reports_environment_and_a_real_segmentation(smoke_results):
     results = smoke_results("00_setup")
     body = results["results"]
     assert results["mode"] == "smoke" and results["device"] == "cpu"

@@ -147,7 +147,10 @@ def run_smoke(stem: str):
         path = next((p for p in harness.find_notebooks() if p.stem == stem), None)
         if path is None:
             raise FileNotFoundError(f"notebooks/{stem}.ipynb does not exist")
-        _SMOKE_RUNS[stem] = harness.run_notebook(path, mode="smoke", out_root=output_dir("smoke"))
+        # SOLUTIONS=True: every exercise is answered with its reference solution, and must pass
+        _SMOKE_RUNS[stem] = harness.run_notebook(
+            path, mode="smoke", out_root=output_dir("smoke"), parameters={"SOLUTIONS": True}
+        )
     return _SMOKE_RUNS[stem]
 
 

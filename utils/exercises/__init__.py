@@ -1,0 +1,139 @@
+"""Exercises with automatic checks and hidden solutions.
+
+Each notebook's exercises live in ``utils/exercises/nbNN.py`` and register themselves here with
+:func:`exercise`. In a notebook an exercise is three cells::
+
+    # Exercise 2 — your code: set `answer` (leave None to skip)
+    answer = None
+    ...
+    exercises.check("01.patch_tokens", answer, use_solution=SOLUTIONS, sam=sam)  # ✅ / ❌ + hint / ⏳
+
+and a collapsed markdown cell made by :func:`solution_markdown` (``<details>``: closed until the
+student clicks it) that shows the reference solution's source. ``SOLUTIONS = True`` in a
+notebook's parameters fills every answer with the reference solution, so CI proves that each
+solution passes its own check in the real notebook context.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "Exercise",
+    "REGISTRY",
+    "check",
+    "exercise",
+    "results",
+    "solution",
+    "solution_markdown",
+    "solution_source",
+    "summary",
+]
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise: its question, a checker and a reference solution."""
+
+    key: str
+    question: str
+    checker: Callable[..., tuple[bool, str]]  # (answer, **context) -> (passed, feedback)
+    solver: Callable[..., Any]  # (**context) -> reference answer
+    hint: str = ""
+
+
+REGISTRY: dict[str, Exercise] = {}
+_RESULTS: dict[str, str] = {}  # key -> "passed" | "failed" | "unanswered"
+_MODULES = ("nb01", "nb02", "nb03", "nb04", "nb05", "nb06", "nb07", "nb08")
+
+
+def exercise(key: str, question: str, solver: Callable[..., Any], hint: str = ""):
+    """Decorator registering ``checker`` as the check of exercise ``key`` (``"NN.short_name"``)."""
+
+    def register(checker: Callable[..., tuple[bool, str]]):
+        if key in REGISTRY:
+            raise ValueError(f"Exercise {key!r} is registered twice.")
+        REGISTRY[key] = Exercise(key, question, checker, solver, hint)
+        return checker
+
+    return register
+
+
+def _load_all() -> None:
+    for name in _MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+
+
+def _get(key: str) -> Exercise:
+    _load_all()
+    if key not in REGISTRY:
+        raise ValueError(f"Unknown exercise {key!r}. Known: {', '.join(sorted(REGISTRY)) or 'none'}.")
+    return REGISTRY[key]
+
+
+def check(key: str, answer: Any, use_solution: bool = False, **context: Any) -> bool:
+    """Check ``answer`` for exercise ``key``; print feedback; return whether it passed.
+
+    ``use_solution=True`` (a notebook's ``SOLUTIONS`` parameter) checks the reference solution
+    instead when ``answer`` is None, so a run with solutions proves every check can pass.
+    """
+    item = _get(key)
+    if answer is None and use_solution:
+        answer = item.solver(**context)
+        print(f"(using the reference solution for {key})")
+    if answer is None:
+        _RESULTS[key] = "unanswered"
+        print(f"⏳ {key}: not answered yet — set `answer` and run the cell again.")
+        return False
+    try:
+        passed, feedback = item.checker(answer, **context)
+    except Exception as exc:  # a wrong-shaped answer must produce feedback, not a crash
+        passed, feedback = False, f"your answer could not be checked ({exc.__class__.__name__}: {exc})"
+    _RESULTS[key] = "passed" if passed else "failed"
+    if passed:
+        print(f"✅ {key}: correct. {feedback}".rstrip())
+    else:
+        print(f"❌ {key}: not yet — {feedback}" + (f"\n   hint: {item.hint}" if item.hint else ""))
+    return bool(passed)
+
+
+def solution(key: str, **context: Any) -> Any:
+    """The reference answer (what ``SOLUTIONS = True`` plugs in)."""
+    return _get(key).solver(**context)
+
+
+def solution_source(key: str) -> str:
+    """Source code of the reference solution, for the hidden solution cell."""
+    return textwrap.dedent(inspect.getsource(_get(key).solver))
+
+
+def solution_markdown(key: str) -> str:
+    """The hidden-solution markdown cell for exercise ``key`` (collapsed in Jupyter, Colab and VS Code)."""
+    code = solution_source(key)
+    return f"<details><summary>Solution to {key} (click to open)</summary>\n\n```python\n{code}```\n\n</details>"
+
+
+def results() -> dict[str, str]:
+    """Status of every exercise checked in this kernel: passed / failed / unanswered."""
+    return dict(_RESULTS)
+
+
+def summary(prefix: str = "") -> dict[str, Any]:
+    """Counts for results.json: how many exercises (with ``prefix``) passed, failed, were skipped."""
+    chosen = {k: v for k, v in _RESULTS.items() if k.startswith(prefix)}
+    return {
+        "total": len(chosen),
+        "passed": sum(v == "passed" for v in chosen.values()),
+        "failed": sum(v == "failed" for v in chosen.values()),
+        "unanswered": sum(v == "unanswered" for v in chosen.values()),
+        "status": chosen,
+    }

@@ -8,12 +8,13 @@ STAMP  := $(VENV)/.installed
 MODE   ?= auto
 KERNEL := sam-course
 
-.PHONY: setup course test lint unit notebooks lab clean help
+.PHONY: setup course test lint unit notebooks lab colab clean help
 
 help:
 	@echo "make course   run every notebook in order (MODE=$(MODE)) into outputs/ and print a summary"
 	@echo "make test     ruff + unit tests + every notebook in smoke mode"
 	@echo "make lab      JupyterLab on the course kernel ($(KERNEL))"
+	@echo "make colab REPO=owner/name [BRANCH=main]   point Colab badges and install cells at a fork"
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +44,11 @@ test: setup
 
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+# make colab REPO=owner/name [BRANCH=main] — point every Colab badge and install cell at a fork
+colab: setup
+	@test -n "$(REPO)" || (echo "usage: make colab REPO=owner/name [BRANCH=main]"; exit 2)
+	$(PY) -m utils.colab --repo $(REPO) --branch $(or $(BRANCH),main)
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

@@ -8,13 +8,15 @@ STAMP  := $(VENV)/.installed
 MODE   ?= auto
 KERNEL := sam-course
 
-.PHONY: setup course test lint unit notebooks lab colab clean help
+.PHONY: setup course test lint unit notebooks lab colab prefetch check clean help
 
 help:
 	@echo "make course   run every notebook in order (MODE=$(MODE)) into outputs/ and print a summary"
 	@echo "make test     ruff + unit tests + every notebook in smoke mode"
 	@echo "make lab      JupyterLab on the course kernel ($(KERNEL))"
 	@echo "make colab REPO=owner/name [BRANCH=main]   point Colab badges and install cells at a fork"
+	@echo "make prefetch  download + verify every file the full mode needs (workshops)"
+	@echo "make check NB=path.ipynb   grade a student's exercises"
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +46,15 @@ test: setup
 
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+# Download and hash-check every checkpoint and dataset the full mode needs (before a workshop)
+prefetch: setup
+	$(PY) -m utils.prefetch
+
+# make check NB=path/to/student_copy.ipynb — run a student's notebook and grade its exercises
+check: setup
+	@test -n "$(NB)" || (echo "usage: make check NB=path/to/notebook.ipynb [MODE=smoke]"; exit 2)
+	$(PY) -m utils.harness --check $(NB) --mode $(if $(filter auto,$(MODE)),smoke,$(MODE))
 
 # make colab REPO=owner/name [BRANCH=main] — point every Colab badge and install cell at a fork
 colab: setup

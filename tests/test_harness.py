@@ -63,3 +63,24 @@ def test_find_notebooks_is_ordered_and_summary_formats(tmp_path):
     assert "dice=0.812" in lines[2] and "1.2 s" in lines[2]
     with pytest.raises(ValueError, match="Unknown mode"):
         harness.run_notebook(tmp_path / "00_a.ipynb", mode="quick")
+
+
+STUDENT = """
+from utils import exercises
+from utils.env import start_run
+run = start_run("04_student", mode=MODE, device=DEVICE, seed=SEED)
+exercises.exercise("T.sum", "add", solver=lambda: 3)(lambda answer: (answer == 3, ""))
+exercises.exercise("T.product", "multiply", solver=lambda: 2)(lambda answer: (answer == 2, ""))
+exercises.exercise("T.left", "skip me", solver=lambda: 1)(lambda answer: (answer == 1, ""))
+exercises.check("T.sum", 3)
+exercises.check("T.product", 5)
+exercises.check("T.left", None)
+"""
+
+
+@pytest.mark.slow
+def test_check_student_notebook_grades_each_exercise(tmp_path, capsys):
+    nb = _notebook(tmp_path / "04_student.ipynb", STUDENT)
+    statuses = harness.check_student_notebook(nb, out_root=tmp_path / "out")
+    assert statuses == {"T.sum": "passed", "T.product": "failed", "T.left": "unanswered"}
+    assert "1 of 3 exercises passed." in capsys.readouterr().out

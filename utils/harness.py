@@ -18,7 +18,15 @@ from typing import Any
 
 from .env import MODES, output_dir, repo_root
 
-__all__ = ["NotebookRun", "find_notebooks", "format_summary", "run_course", "run_notebook"]
+__all__ = [
+    "NotebookRun",
+    "check_student_notebook",
+    "exercise_statuses",
+    "find_notebooks",
+    "format_summary",
+    "run_course",
+    "run_notebook",
+]
 
 
 @dataclass
@@ -142,13 +150,60 @@ def run_course(
     return runs
 
 
+_STATUS_MARKS = {"✅": "passed", "❌": "failed", "⏳": "unanswered"}
+
+
+def exercise_statuses(executed: Path) -> dict[str, str]:
+    """Exercise results read from an executed notebook's outputs (the lines ``exercises.check`` prints).
+
+    Exercises whose check never printed (the run stopped before them) are ``"not reached"``.
+    """
+    import re
+
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    statuses: dict[str, str] = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        asked = re.findall(r'exercises\.check\(\s*"([^"]+)"', cell.source)
+        text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+        for key in asked:
+            statuses[key] = "not reached"
+            for mark, status in _STATUS_MARKS.items():
+                if f"{mark} {key}:" in text:
+                    statuses[key] = status
+    return statuses
+
+
+def check_student_notebook(notebook: Path, mode: str = "smoke", out_root: Path | None = None) -> dict[str, str]:
+    """Run a student's copy of a notebook (their answers, no solutions) and grade its exercises."""
+    out_root = out_root or output_dir("check")
+    stem = Path(notebook).stem
+    run = run_notebook(notebook, mode=mode, out_root=out_root, parameters={"SOLUTIONS": False})
+    statuses = exercise_statuses(out_root / f"{stem}.ipynb")
+    print(
+        f"{Path(notebook).name}: notebook {run.status} in {run.wall_s:.0f} s" + (f" ({run.error})" if run.error else "")
+    )
+    for key, status in statuses.items():
+        print(f"  {key:<32} {status}")
+    passed = sum(s == "passed" for s in statuses.values())
+    print(f"{passed} of {len(statuses)} exercises passed.")
+    return statuses
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", default="auto", choices=MODES)
+    parser.add_argument("--mode", default=None, choices=MODES, help="default: auto (smoke with --check)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default outputs/)")
+    parser.add_argument("--check", type=Path, default=None, help="grade the exercises of a student's notebook")
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: all, in order)")
     args = parser.parse_args(argv)
-    runs = run_course(args.mode, notebooks=args.notebooks or None, out_root=args.out)
+    if args.check is not None:
+        statuses = check_student_notebook(args.check, mode=args.mode or "smoke", out_root=args.out)
+        return 0 if statuses and all(s == "passed" for s in statuses.values()) else 1
+    runs = run_course(args.mode or "auto", notebooks=args.notebooks or None, out_root=args.out)
     return 0 if all(r.status == "ok" for r in runs) else 1
 
 

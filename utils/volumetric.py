@@ -1,0 +1,653 @@
+"""3-D segmentation with a 2-D promptable model: propagate a box slice by slice, and score in 3-D.
+
+SAM and LiteMedSAM segment one 2-D image at a time. A volume (a stack of slices) can still be
+segmented with one prompt: draw a box on one slice (usually the middle of the structure), take the
+mask the model returns, turn it into the box for the *next* slice, and repeat, in both directions,
+until a **stop rule** says the structure has ended (:func:`propagate`). The best a box-prompted 2-D
+model can do is a fresh ground-truth box on every slice (:func:`slicewise_upper_bound`): the
+difference between the two is the price of propagation.
+
+Conventions:
+
+- A volume is ``(S, H, W)``: ``volume[k]`` is the 2-D image of slice ``k`` (uint8 grey, or
+  ``(S, H, W, 3)`` RGB), as :func:`utils.datasets.colin27_volume` returns it. Masks are ``(S, H, W)``
+  bool. ``spacing`` is ``(slice, row, col)`` in mm.
+- Directions: ``"down"`` walks towards slice 0, ``"up"`` towards slice ``S - 1`` (for an axial volume
+  from :mod:`utils.datasets`, down is inferior and up is superior).
+- Encoder calls are the cost: wrap the predictor in :class:`CachedPredictor` and every distinct slice
+  image is encoded once, however many prompts (propagation, upper bound, other structures in the
+  same volume) use it.
+
+The stop rule (:class:`StopRule`) is checked on every new slice's mask, in this order; the first that
+fires ends that direction and the offending mask is discarded:
+
+==================  ==========================================================================
+reason              fires when
+==================  ==========================================================================
+``vanished``        the mask has fewer than ``min_area`` pixels: the structure has ended
+``low_score``       the model's own IoU estimate is below ``min_score`` (off by default)
+``area_jump``       the area changed by more than ``max_area_ratio`` (either way) from the previous
+                    slice: the model jumped to a neighbouring structure or lost most of the target
+``overlap_jump``    Dice between this mask and the previous slice's is below ``min_overlap``: the
+                    mask moved (adjacent slices of one structure overlap strongly)
+``max_slices``      ``max_slices`` slices were added in this direction (a budget, not anatomy)
+``volume_edge``     there is no next slice
+==================  ==========================================================================
+
+A box-prompted model almost always returns *something* inside a box, so ``vanished`` rarely fires on
+real scans: past the end of a structure the model tends to segment whatever tissue the box holds,
+and only the jump rules (or the budget) end the walk. That is the weak point of propagation.
+
+3-D metrics (:func:`dice_3d`, :func:`hd95_3d`) follow :mod:`utils.metrics` exactly, one dimension up:
+the boundary is ``mask & ~binary_erosion(mask)`` with the 6-connected cross (voxels outside the
+volume count as background, as in MONAI's ``get_mask_edges``), distances are Euclidean in mm with
+``spacing``, and the empty-mask conventions are the same (both empty: Dice 1, HD95 0; one empty:
+Dice 0, HD95 = the volume's diagonal in mm).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from scipy import ndimage
+
+from .images import rescale_to_uint8
+from .prompts import box_from_mask
+
+__all__ = [
+    "DIRECTIONS",
+    "STOP_REASONS",
+    "CachedPredictor",
+    "StopRule",
+    "VolumeResult",
+    "boundary_3d",
+    "crop_slab",
+    "dice_3d",
+    "hd95_3d",
+    "next_box",
+    "normalise_slices",
+    "orthogonal_views",
+    "plot_slice_profile",
+    "propagate",
+    "slice_dice_profile",
+    "slicewise_upper_bound",
+    "volume_ml",
+]
+
+DIRECTIONS = ("down", "up")
+STOP_REASONS = ("vanished", "low_score", "area_jump", "overlap_jump", "max_slices", "volume_edge")
+
+
+# ------------------------------------------------------------------------------------------ input checks
+
+
+def _check_volume(volume: np.ndarray, name: str = "volume") -> np.ndarray:
+    array = np.asarray(volume)
+    if array.ndim == 4 and array.shape[-1] == 3:
+        pass  # RGB slices
+    elif array.ndim != 3:
+        raise ValueError(
+            f"{name} must be (S, H, W) (or (S, H, W, 3) RGB), one 2-D image per slice; got shape {array.shape}. "
+            "For a single image, add a slice axis: image[None]."
+        )
+    if array.dtype != np.uint8:
+        raise ValueError(
+            f"{name} is {array.dtype}; the model takes uint8 slices. Window it first, e.g. "
+            "utils.images.rescale_to_uint8(volume) (one window for the whole volume)."
+        )
+    if array.shape[0] < 1:
+        raise ValueError(f"{name} has no slices.")
+    return array
+
+
+def _check_mask_volume(mask: np.ndarray, shape: tuple[int, ...] | None = None, name: str = "mask") -> np.ndarray:
+    array = np.asarray(mask)
+    if array.ndim != 3:
+        raise ValueError(f"{name} must be a 3-D (S, H, W) mask; got shape {array.shape}.")
+    if shape is not None and tuple(array.shape) != tuple(shape[:3]):
+        raise ValueError(
+            f"{name} has shape {array.shape} but the volume is {tuple(shape[:3])}; they must match voxel for voxel."
+        )
+    if array.dtype == bool:
+        return array
+    if not np.issubdtype(array.dtype, np.number) or not np.isin(np.unique(array), (0, 1)).all():
+        raise ValueError(f"{name} must be a binary mask (bool or 0/1); for a label map pick one label (mask == k).")
+    return array.astype(bool)
+
+
+def _check_spacing_3d(spacing: Sequence[float]) -> tuple[float, float, float]:
+    try:
+        values = np.asarray(spacing, dtype=float).ravel()
+    except (TypeError, ValueError):
+        values = np.zeros(0)  # reported below with the expected form
+    if values.size != 3 or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError(
+            f"spacing must be 3 positive voxel sizes in mm (slice, row, col), got {spacing!r}; "
+            "utils.datasets.colin27_volume returns it as its third value."
+        )
+    return float(values[0]), float(values[1]), float(values[2])
+
+
+def _check_slice(index: Any, n_slices: int, name: str = "start_slice") -> int:
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < n_slices:
+        raise ValueError(f"{name} must be a slice index in 0..{n_slices - 1}; got {index!r}.")
+    return int(index)
+
+
+# ------------------------------------------------------------------------------------------ embedding cache
+
+#: Predictor attributes that together are "the image that is set" in segment-anything's SamPredictor.
+_PREDICTOR_STATE = ("features", "original_size", "input_size", "orig_h", "orig_w", "input_h", "input_w")
+
+
+class CachedPredictor:
+    """A predictor wrapper that encodes each distinct image once and restores it on later ``set_image`` calls.
+
+    ``set_image(image)`` hashes the image's bytes; the first time it runs the wrapped predictor's encoder
+    and keeps its state (``features``, ``original_size``, ``input_size``: what ``SamPredictor.set_image``
+    computes); later calls with the same image restore that state without encoding. ``predict`` and
+    every other attribute go to the wrapped predictor, so a ``CachedPredictor`` can be passed wherever a
+    predictor is expected. Up to ``max_items`` images are kept (least recently used dropped first); each
+    costs one image embedding (256 x 64 x 64 float32 = 4 MiB for SAM and LiteMedSAM), on the model's
+    device. ``hits`` and ``misses`` count restores and encodes.
+    """
+
+    def __init__(self, predictor: Any, max_items: int = 256) -> None:
+        if isinstance(predictor, CachedPredictor):
+            raise ValueError("predictor is already a CachedPredictor; wrap the plain predictor once.")
+        if not (hasattr(predictor, "set_image") and hasattr(predictor, "predict")):
+            raise ValueError("predictor must have set_image() and predict(), e.g. utils.models.load_predictor(...).")
+        if isinstance(max_items, bool) or not isinstance(max_items, (int, np.integer)) or max_items < 1:
+            raise ValueError(f"max_items must be a positive integer; got {max_items!r}.")
+        self.predictor = predictor
+        self.max_items = int(max_items)
+        self.hits = 0
+        self.misses = 0
+        self._store: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    @staticmethod
+    def key(image: np.ndarray, image_format: str = "RGB") -> str:
+        """The cache key: a hash of the image's shape, dtype, bytes and colour format."""
+        array = np.ascontiguousarray(image)
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(f"{array.shape}|{array.dtype}|{image_format}".encode())
+        digest.update(array.tobytes())
+        return digest.hexdigest()
+
+    def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
+        key = self.key(image, image_format)
+        if key in self._store:
+            for name, value in self._store[key].items():
+                setattr(self.predictor, name, value)
+            self.predictor.is_image_set = True
+            self._store.move_to_end(key)
+            self.hits += 1
+            return
+        self.predictor.set_image(image, image_format)
+        self.misses += 1
+        self._store[key] = {name: getattr(self.predictor, name) for name in _PREDICTOR_STATE if hasattr(self.predictor, name)}
+        while len(self._store) > self.max_items:
+            self._store.popitem(last=False)
+
+    def predict(self, *args: Any, **kwargs: Any):
+        return self.predictor.predict(*args, **kwargs)
+
+    def clear(self) -> None:
+        """Forget every stored embedding (the counters stay)."""
+        self._store.clear()
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes not found on the wrapper: is_image_set, encoder_calls, model, ...
+        if name == "predictor":  # not set yet (during unpickling): avoid infinite recursion
+            raise AttributeError(name)
+        return getattr(self.predictor, name)
+
+    def __repr__(self) -> str:
+        return f"CachedPredictor({len(self)} images cached, {self.misses} encoded, {self.hits} restored)"
+
+
+# ------------------------------------------------------------------------------------------ propagation
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When slice-by-slice propagation stops (see the module docstring for the order of the checks).
+
+    ``min_area`` pixels: smaller masks count as vanished. ``min_score``: the model's predicted IoU below
+    it stops (None: not checked). ``max_area_ratio``: ``max(a, b) / min(a, b)`` of this and the previous
+    area above it is a jump (None: not checked). ``min_overlap``: Dice with the previous slice's mask
+    below it is a jump (None: not checked). ``max_slices``: at most this many slices are added per
+    direction (None: no budget).
+    """
+
+    min_area: int = 10
+    min_score: float | None = None
+    max_area_ratio: float | None = 2.0
+    min_overlap: float | None = 0.5
+    max_slices: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.min_area, bool) or not isinstance(self.min_area, (int, np.integer)) or self.min_area < 1:
+            raise ValueError(f"min_area must be a positive number of pixels; got {self.min_area!r}.")
+        if self.min_score is not None and not 0.0 <= float(self.min_score) <= 1.0:
+            raise ValueError(f"min_score must be in [0, 1] (the model's IoU estimate) or None; got {self.min_score!r}.")
+        if self.max_area_ratio is not None and not float(self.max_area_ratio) > 1.0:
+            raise ValueError(f"max_area_ratio must be > 1 (e.g. 2.0: area may halve or double) or None; "
+                             f"got {self.max_area_ratio!r}.")
+        if self.min_overlap is not None and not 0.0 <= float(self.min_overlap) <= 1.0:
+            raise ValueError(f"min_overlap must be a Dice in [0, 1] or None; got {self.min_overlap!r}.")
+        if self.max_slices is not None and (
+            isinstance(self.max_slices, bool) or not isinstance(self.max_slices, (int, np.integer)) or self.max_slices < 0
+        ):
+            raise ValueError(f"max_slices must be a whole number >= 0 or None; got {self.max_slices!r}.")
+
+    def check(self, mask: np.ndarray, previous: np.ndarray, score: float | None = None) -> str | None:
+        """The reason to stop at a slice whose mask is ``mask`` (after ``previous``), or None to go on."""
+        area = int(np.count_nonzero(mask))
+        if area < self.min_area:
+            return "vanished"
+        if self.min_score is not None and score is not None and score < self.min_score:
+            return "low_score"
+        previous_area = int(np.count_nonzero(previous))
+        if self.max_area_ratio is not None and previous_area > 0:
+            if max(area, previous_area) / min(area, previous_area) > self.max_area_ratio:
+                return "area_jump"
+        if self.min_overlap is not None and _dice(mask, previous) < self.min_overlap:
+            return "overlap_jump"
+        return None
+
+
+@dataclass
+class VolumeResult:
+    """A 3-D prediction built slice by slice.
+
+    ``masks`` (S, H, W) bool; ``scores`` (S,) the model's IoU estimate per slice (NaN where no mask was
+    kept); ``boxes`` slice → the box prompt used there; ``stopped`` direction → stop reason (empty for
+    the upper bound); ``start_slice`` the prompted slice (None for the upper bound).
+    """
+
+    masks: np.ndarray
+    scores: np.ndarray
+    boxes: dict[int, np.ndarray] = field(default_factory=dict)
+    stopped: dict[str, str] = field(default_factory=dict)
+    start_slice: int | None = None
+
+    @property
+    def slices(self) -> list[int]:
+        """Indices of the slices that hold a kept mask, in order."""
+        return [int(k) for k in np.flatnonzero(np.isfinite(self.scores))]
+
+    @property
+    def n_slices(self) -> int:
+        return len(self.slices)
+
+    @property
+    def stopped_because(self) -> str:
+        """One line: ``"down: area_jump, up: vanished"``."""
+        return ", ".join(f"{direction}: {reason}" for direction, reason in self.stopped.items())
+
+
+def next_box(mask: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    """The box for the next slice: the tight box of ``mask`` grown by ``margin`` pixels, clipped to the image.
+
+    ``[x0, y0, x1, y1]`` as :func:`utils.prompts.box_from_mask` returns it (inclusive pixel indices), then
+    ``x0 - margin, y0 - margin, x1 + margin, y1 + margin`` clipped to ``0..W-1`` and ``0..H-1``. A margin
+    lets a structure that grows from one slice to the next still fit in the box.
+    """
+    margin = float(margin)
+    if not np.isfinite(margin) or margin < 0:
+        raise ValueError(f"margin must be a number of pixels >= 0; got {margin!r}.")
+    box = box_from_mask(mask)
+    height, width = np.asarray(mask).shape[:2]
+    grown = box + np.array([-margin, -margin, margin, margin])
+    return np.clip(grown, 0, [width - 1, height - 1, width - 1, height - 1])
+
+
+def _predict_box(predictor: Any, image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, float]:
+    predictor.set_image(image)
+    masks, scores, _ = predictor.predict(box=box, multimask_output=False)
+    return np.asarray(masks[0], dtype=bool), float(np.asarray(scores).reshape(-1)[0])
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+
+
+def propagate(
+    predictor: Any,
+    volume: np.ndarray,
+    start_slice: int,
+    start_box: Sequence[float],
+    rule: StopRule | None = None,
+    box_margin: float = 2.0,
+    directions: Iterable[str] = DIRECTIONS,
+    progress: bool = True,
+) -> VolumeResult:
+    """Segment a volume from one box: predict on ``start_slice``, then walk slice by slice both ways.
+
+    On each next slice the box is :func:`next_box` of the previous slice's mask (grown by ``box_margin``
+    pixels); the model predicts one mask (``multimask_output=False``); :meth:`StopRule.check` decides
+    whether to keep it and go on or to stop that direction (the offending mask is discarded). The start
+    slice is encoded once and shared by both directions; each other slice is encoded at most once
+    (wrap the predictor in :class:`CachedPredictor` to share slices with other runs). If the start
+    mask itself has vanished (< ``rule.min_area`` pixels) nothing is propagated and both directions
+    report ``"vanished"``.
+    """
+    volume = _check_volume(volume)
+    rule = rule or StopRule()
+    start = _check_slice(start_slice, volume.shape[0])
+    directions = tuple(directions)
+    unknown = [d for d in directions if d not in DIRECTIONS]
+    if unknown or not directions:
+        raise ValueError(f"directions must be a non-empty subset of {DIRECTIONS}; got {directions!r}.")
+    n_slices = volume.shape[0]
+    result = VolumeResult(
+        masks=np.zeros(volume.shape[:3], dtype=bool), scores=np.full(n_slices, np.nan), start_slice=start
+    )
+    box = np.asarray(start_box, dtype=float).reshape(4)
+    mask, score = _predict_box(predictor, volume[start], box)
+    result.boxes[start] = box
+    if np.count_nonzero(mask) < rule.min_area:
+        result.stopped = dict.fromkeys(directions, "vanished")
+        return result
+    result.masks[start], result.scores[start] = mask, score
+    steps = {"down": -1, "up": 1}
+    budget = {d: (start if d == "down" else n_slices - 1 - start) for d in directions}
+    if rule.max_slices is not None:
+        budget = {d: min(n, rule.max_slices) for d, n in budget.items()}
+    with _progress(1 + sum(budget.values()), "propagating", progress) as bar:
+        bar.update(1)
+        for direction in directions:
+            previous, k, added = mask, start + steps[direction], 0
+            while True:
+                if not 0 <= k < n_slices:
+                    result.stopped[direction] = "volume_edge"
+                    break
+                if rule.max_slices is not None and added >= rule.max_slices:
+                    result.stopped[direction] = "max_slices"
+                    break
+                box = next_box(previous, box_margin)
+                candidate, score = _predict_box(predictor, volume[k], box)
+                bar.update(1)
+                reason = rule.check(candidate, previous, score)
+                result.boxes[k] = box
+                if reason is not None:
+                    result.stopped[direction] = reason
+                    break
+                result.masks[k], result.scores[k] = candidate, score
+                previous, k, added = candidate, k + steps[direction], added + 1
+        bar.total = bar.n  # the walk usually ends before the budget: show the bar complete
+        bar.refresh()
+    return result
+
+
+def slicewise_upper_bound(
+    predictor: Any,
+    volume: np.ndarray,
+    mask: np.ndarray,
+    box_margin: float = 0.0,
+    progress: bool = True,
+) -> VolumeResult:
+    """The best case for box prompts: on every slice that holds ``mask``, a box from that slice's ground truth.
+
+    Slices without the structure get an empty prediction (an oracle also knows where the structure
+    starts and ends). ``box_margin`` grows each box as :func:`next_box` does (0: the tight box). One
+    encoder call per slice with the structure (shared with :func:`propagate` through a
+    :class:`CachedPredictor`).
+    """
+    volume = _check_volume(volume)
+    mask = _check_mask_volume(mask, volume.shape)
+    present = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))
+    result = VolumeResult(masks=np.zeros(mask.shape, dtype=bool), scores=np.full(mask.shape[0], np.nan))
+    with _progress(len(present), "ground-truth boxes", progress) as bar:
+        for k in present:
+            box = next_box(mask[k], box_margin)
+            result.masks[k], result.scores[k] = _predict_box(predictor, volume[k], box)
+            result.boxes[int(k)] = box
+            bar.update(1)
+    return result
+
+
+def crop_slab(
+    volume: np.ndarray, mask: np.ndarray, center: int, half_width: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Slices ``center - half_width .. center + half_width`` (clipped to the volume) of a volume and its mask.
+
+    Returns ``(volume_slab, mask_slab, center_in_slab)``: a short stack for quick runs, where the
+    propagation stops at the slab's edges (``"volume_edge"``).
+    """
+    volume = _check_volume(volume)
+    mask = _check_mask_volume(mask, volume.shape)
+    center = _check_slice(center, volume.shape[0], name="center")
+    if isinstance(half_width, bool) or not isinstance(half_width, (int, np.integer)) or half_width < 0:
+        raise ValueError(f"half_width must be a whole number of slices >= 0; got {half_width!r}.")
+    low, high = max(center - int(half_width), 0), min(center + int(half_width) + 1, volume.shape[0])
+    return volume[low:high], mask[low:high], center - low
+
+
+# ------------------------------------------------------------------------------------------ intensities
+
+
+def normalise_slices(volume: np.ndarray, percentiles: tuple[float, float] = (1.0, 99.0)) -> np.ndarray:
+    """Window every slice on its own: slice ``k`` maps its own ``percentiles`` to 0 and 255.
+
+    The alternative to one window for the whole volume (what :mod:`utils.datasets` does). Per-slice
+    windows adapt to each slice's content, so the same tissue can get a different grey level on
+    neighbouring slices. Works on raw intensities (any numeric dtype) or on an already windowed uint8
+    volume; on the latter it can only re-stretch what the first window kept (clipped values stay
+    clipped, and stretching 256 grey levels leaves gaps between them).
+    """
+    array = np.asarray(volume)
+    if array.ndim != 3:
+        raise ValueError(f"volume must be (S, H, W) grey slices; got shape {array.shape}.")
+    low, high = (float(p) for p in percentiles)
+    if not 0.0 <= low < high <= 100.0:
+        raise ValueError(f"percentiles must be (low, high) with 0 <= low < high <= 100; got {percentiles!r}.")
+    return np.stack([rescale_to_uint8(image, percentiles=(low, high)) for image in array])
+
+
+# ------------------------------------------------------------------------------------------ 3-D metrics
+
+
+def _dice(pred: np.ndarray, gt: np.ndarray) -> float:
+    total = int(np.count_nonzero(pred)) + int(np.count_nonzero(gt))
+    return 1.0 if total == 0 else 2.0 * int(np.count_nonzero(pred & gt)) / total
+
+
+def _check_pair_3d(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred = _check_mask_volume(pred, name="pred")
+    gt = _check_mask_volume(gt, name="gt")
+    if pred.shape != gt.shape:
+        raise ValueError(f"pred has shape {pred.shape} but gt has shape {gt.shape}; they must match voxel for voxel.")
+    return pred, gt
+
+
+def dice_3d(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Dice ``2|P ∩ G| / (|P| + |G|)`` over all voxels of two (S, H, W) masks. Both empty: 1.0; one empty: 0.0.
+
+    Not the mean of per-slice Dice: big slices weigh more, and a slice predicted where there is no
+    structure costs voxels instead of counting as one bad slice.
+    """
+    pred, gt = _check_pair_3d(pred, gt)
+    return _dice(pred, gt)
+
+
+def boundary_3d(mask: np.ndarray) -> np.ndarray:
+    """Surface voxels of a 3-D mask: foreground voxels with a 6-connected background neighbour.
+
+    Voxels outside the volume count as background (as in :func:`utils.metrics.boundary` and MONAI).
+    """
+    mask = _check_mask_volume(mask)
+    # binary_erosion's default structure in 3-D is the 6-connected cross; border_value=0.
+    return mask & ~ndimage.binary_erosion(mask)
+
+
+def hd95_3d(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> float:
+    """Symmetric 95th-percentile Hausdorff distance between two 3-D surfaces, in mm.
+
+    As :func:`utils.metrics.hd95` one dimension up: ``max(p95(d(surface(pred) -> surface(gt))),
+    p95(d(surface(gt) -> surface(pred))))`` with Euclidean distances scaled by ``spacing`` (slice, row,
+    col) in mm, the same as MONAI's ``compute_hausdorff_distance(..., percentile=95, spacing=spacing)``.
+    Both empty: 0.0. Exactly one empty: the volume's diagonal in mm (a finite worst case).
+    """
+    pred, gt = _check_pair_3d(pred, gt)
+    spacing = _check_spacing_3d(spacing)
+    if not pred.any() and not gt.any():
+        return 0.0
+    if not pred.any() or not gt.any():
+        return float(np.sqrt(sum((n * s) ** 2 for n, s in zip(pred.shape, spacing))))
+    # Work inside the union's bounding box grown by one voxel (clipped to the volume): surfaces and
+    # distances are unchanged, and the distance transforms run on a small block instead of the volume.
+    union = pred | gt
+    window = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        present = np.flatnonzero(union.any(axis=other))
+        window.append(slice(max(present[0] - 1, 0), min(present[-1] + 2, union.shape[axis])))
+    pred, gt = pred[tuple(window)], gt[tuple(window)]
+    surface_pred = pred & ~ndimage.binary_erosion(pred)
+    surface_gt = gt & ~ndimage.binary_erosion(gt)
+    to_gt = ndimage.distance_transform_edt(~surface_gt, sampling=spacing)[surface_pred]
+    to_pred = ndimage.distance_transform_edt(~surface_pred, sampling=spacing)[surface_gt]
+    return float(max(np.percentile(to_gt, 95), np.percentile(to_pred, 95)))
+
+
+def volume_ml(mask: np.ndarray, spacing: Sequence[float]) -> float:
+    """The volume of a 3-D mask in millilitres: voxels x voxel volume (mm³) / 1000."""
+    mask = _check_mask_volume(mask)
+    spacing = _check_spacing_3d(spacing)
+    return float(np.count_nonzero(mask) * np.prod(spacing) / 1000.0)
+
+
+def slice_dice_profile(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Per-slice Dice of two (S, H, W) masks; NaN on slices where both are empty (nothing to score)."""
+    pred, gt = _check_pair_3d(pred, gt)
+    both = np.count_nonzero(pred & gt, axis=(1, 2))
+    total = np.count_nonzero(pred, axis=(1, 2)) + np.count_nonzero(gt, axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 2.0 * both / np.maximum(total, 1), np.nan)
+
+
+# ------------------------------------------------------------------------------------------ figures
+
+
+def plot_slice_profile(
+    ax: Axes,
+    profiles: dict[str, np.ndarray],
+    gt: np.ndarray | None = None,
+    start_slice: int | None = None,
+) -> Axes:
+    """Per-slice Dice curves (``profiles``: label → :func:`slice_dice_profile`) against the slice index.
+
+    With ``gt`` the ground-truth area per slice is shaded on a second axis; ``start_slice`` is marked.
+    """
+    if gt is not None:
+        area_ax = ax.twinx()
+        area = np.count_nonzero(_check_mask_volume(gt), axis=(1, 2))
+        area_ax.fill_between(np.arange(area.size), area, color="0.85", step="mid", zorder=0)
+        area_ax.set_ylabel("ground-truth area (px)", color="0.45")
+        area_ax.tick_params(axis="y", colors="0.45")
+        ax.set_zorder(area_ax.get_zorder() + 1)
+        ax.patch.set_visible(False)  # let the shaded area show through
+    for label, profile in profiles.items():
+        profile = np.asarray(profile, dtype=float)
+        ax.plot(np.arange(profile.size), profile, marker=".", label=label)
+    if start_slice is not None:
+        ax.axvline(start_slice, color="0.3", linestyle="--", linewidth=1, label="prompted slice")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("slice index")
+    ax.set_ylabel("Dice on the slice")
+    ax.legend(fontsize=8, loc="lower center")
+    return ax
+
+
+def orthogonal_views(
+    volume: np.ndarray,
+    gt: np.ndarray | None = None,
+    pred: np.ndarray | None = None,
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
+    center: Sequence[int] | None = None,
+    titles: Sequence[str] = ("axial", "coronal", "sagittal"),
+    zoom: int | None = 40,
+    size: float = 3.2,
+) -> Figure:
+    """Three orthogonal planes through ``center`` (slice, row, col), with ground truth and prediction drawn.
+
+    Panel 1 is slice ``center[0]``; panel 2 the plane of row ``center[1]`` (slices x columns), panel 3
+    the plane of column ``center[2]`` (slices x rows). In panels 2 and 3 the slice index increases
+    upwards (superior at the top for an axial volume from :mod:`utils.datasets`, whose default
+    ``titles`` these are) and pixels are drawn with the true ``spacing`` aspect. ``center`` defaults to
+    the ground truth's (else the prediction's) centre of mass; ``zoom`` (pixels) crops every panel to
+    that margin around the masks (None: whole planes). Masks are drawn with :mod:`utils.viz` (gold
+    outline: ground truth, blue fill: prediction).
+    """
+    from . import viz
+
+    volume = _check_volume(volume)
+    spacing = _check_spacing_3d(spacing)
+    grey = volume if volume.ndim == 3 else volume[..., 0]
+    masks = {"gt": gt, "pred": pred}
+    masks = {k: _check_mask_volume(m, grey.shape, name=k) for k, m in masks.items() if m is not None}
+    if center is None:
+        reference = masks.get("gt", masks.get("pred"))
+        if reference is None or not reference.any():
+            center = tuple(n // 2 for n in grey.shape)
+        else:
+            center = tuple(int(round(c)) for c in ndimage.center_of_mass(reference))
+    center = tuple(int(c) for c in center)
+    if len(center) != 3 or not all(0 <= c < n for c, n in zip(center, grey.shape)):
+        raise ValueError(f"center must be (slice, row, col) inside the volume {grey.shape}; got {center!r}.")
+    k, r, c = center
+    # (plane extractor, aspect = height of a pixel / its width, flip so the slice index grows upwards)
+    planes = [
+        (lambda a: a[k], spacing[1] / spacing[2], False),
+        (lambda a: a[:, r, :], spacing[0] / spacing[2], True),
+        (lambda a: a[:, :, c], spacing[0] / spacing[1], True),
+    ]
+    union = None
+    if zoom is not None and masks:
+        union = np.logical_or.reduce(list(masks.values()))
+    fig, axes = plt.subplots(1, 3, figsize=(3 * size, size + 0.6), layout="constrained")
+    for ax, (take, aspect, flip), title in zip(axes, planes, titles):
+        image = take(grey)
+        layers = {name: take(m) for name, m in masks.items()}
+        if flip:
+            image, layers = image[::-1], {name: m[::-1] for name, m in layers.items()}
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255, aspect=aspect)
+        if "pred" in layers:
+            viz.show_mask(ax, layers["pred"], color=viz.course_palette["prediction"])
+        if "gt" in layers:
+            viz.show_mask(ax, layers["gt"], color=viz.course_palette["ground_truth"], alpha=0.0, linewidth=1.5)
+        ax.set_aspect(aspect)
+        ax.set_title(title, fontsize=10)
+        ax.set_axis_off()
+        if union is not None:
+            footprint = take(union)[::-1] if flip else take(union)
+            _zoom_to(ax, footprint, zoom)
+    entries = [e for e, key in (("ground_truth", "gt"), ("prediction", "pred")) if key in masks]
+    if entries:
+        viz.add_legend(fig, entries)
+    return fig
+
+
+def _zoom_to(ax: Axes, footprint: np.ndarray, margin: int) -> None:
+    rows = np.flatnonzero(footprint.any(axis=1))
+    cols = np.flatnonzero(footprint.any(axis=0))
+    if rows.size == 0:
+        return
+    height, width = footprint.shape
+    ax.set_xlim(max(cols[0] - margin, 0) - 0.5, min(cols[-1] + margin, width - 1) + 0.5)
+    ax.set_ylim(min(rows[-1] + margin, height - 1) + 0.5, max(rows[0] - margin, 0) - 0.5)

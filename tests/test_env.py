@@ -103,6 +103,9 @@ def test_start_run_banner_and_results(tmp_path, monkeypatch, capsys):
     assert payload["mode"] == "smoke" and payload["seed"] == 3 and payload["device"] == "cpu"
     assert payload["models"] == ["tiny_sam"] and payload["data"] == ["phantoms"]
     assert payload["results"] == {"dice": 0.75, "curve": [0, 1, 2], "missing": None}
+    run.save_timing(encoder_s=1.5)
+    payload = json.loads(path.read_text())
+    assert payload["timing"] == {"encoder_s": 1.5} and payload["results"]["dice"] == 0.75
     assert not list(tmp_path.glob("99_demo/.*.tmp"))  # atomic write leaves no temp file
 
 

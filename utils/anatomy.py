@@ -92,9 +92,9 @@ COMPONENT_LABELS = {
 COMPONENT_COLORS = {
     "input": "#999999",
     "image_encoder": "#0072B2",
-    "prompt_encoder": "#E69F00",
+    "prompt_encoder": "#CC79A7",
     "mask_decoder": "#009E73",
-    "output": "#CC79A7",
+    "output": "#F0E442",
 }
 GLOBAL_BLOCK_COLOR = "#D55E00"
 

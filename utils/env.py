@@ -282,6 +282,7 @@ class RunContext:
     models: list[str] = field(default_factory=list)
     data: list[str] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
+    timing: dict[str, Any] = field(default_factory=dict)
 
     @property
     def smoke(self) -> bool:
@@ -334,6 +335,18 @@ class RunContext:
         one kernel writes the same file.
         """
         self.results.update(numbers)
+        return self._write()
+
+    def save_timing(self, **seconds: Any) -> Path:
+        """Record wall-clock measurements (latencies, step times) in results.json's ``timing`` section.
+
+        They are kept apart from ``results`` because they change from run to run: the same notebook
+        run twice gives identical ``results`` (a test checks it), but not identical timings.
+        """
+        self.timing.update(seconds)
+        return self._write()
+
+    def _write(self) -> Path:
         payload = {
             "notebook": self.notebook,
             "mode": self.mode,
@@ -343,6 +356,7 @@ class RunContext:
             "models": self.models,
             "data": self.data,
             "results": self.results,
+            "timing": self.timing,
         }
         _write_json_atomic(self.results_path, to_jsonable(payload))
         return self.results_path

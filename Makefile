@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 MODE   ?= auto
 KERNEL := sam-course
 
-.PHONY: setup course test lint unit notebooks lab colab prefetch check clean help
+.PHONY: setup course test lint unit notebooks lab colab prefetch check bench clean help
 
 help:
 	@echo "make course   run every notebook in order (MODE=$(MODE)) into outputs/ and print a summary"
@@ -17,6 +17,7 @@ help:
 	@echo "make colab REPO=owner/name [BRANCH=main]   point Colab badges and install cells at a fork"
 	@echo "make prefetch  download + verify every file the full mode needs (workshops)"
 	@echo "make check NB=path.ipynb   grade a student's exercises"
+	@echo "make bench    speed of each model against the matmul floor (benchmarks/RESULTS.md)"
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +47,10 @@ test: setup
 
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+# Measured speed against the hardware floor (a report, not a test); GPU: make bench ARGS=--gpu
+bench: setup
+	$(PY) benchmarks/bench.py $(ARGS)
 
 # Download and hash-check every checkpoint and dataset the full mode needs (before a workshop)
 prefetch: setup

@@ -94,6 +94,8 @@ __all__ = [
     "compare_modes",
     "describe_cases",
     "evaluate",
+    "make_prompt",
+    "oracle_gap",
     "per_modality",
     "plot_by_mode",
     "plot_failures",
@@ -241,30 +243,40 @@ def evaluate(
     return table
 
 
-def _prompt(predictor: Any, case: Any, mode: str, seed: int, multimask: bool) -> _Answer:
+def make_prompt(case: Any, mode: str, seed: int = 0) -> dict[str, Any]:
+    """The prompt ``evaluate`` gives for ``case`` in prompt mode ``mode`` with ``seed``.
+
+    Returns ``{"point_coords": (N, 2) array or None, "point_labels": (N,) array or None, "box": (4,)
+    array or None}``, ready for ``predictor.predict(**prompt)``. Deterministic in ``(seed, case.name,
+    mode)``.
+    """
+    if mode not in PROMPT_MODES:
+        raise ValueError(f"{mode!r} is not a prompt mode; choose from {', '.join(PROMPT_MODES)}.")
+    seed = _check_seed(seed)
     rng = _prompt_rng(seed, case.name, mode)
     if mode in POINT_PROMPTS:
         wanted, strategy = POINT_PROMPTS[mode]
-        n_pos = int(min(wanted, case.mask.sum()))  # a tiny mask cannot hold 5 distinct points
+        n_pos = int(min(wanted, np.count_nonzero(case.mask)))  # a tiny mask cannot hold 5 distinct points
         coords, labels = points_from_mask(case.mask, n_pos=n_pos, strategy=strategy, rng=rng)
-        masks, scores, _ = predictor.predict(point_coords=coords, point_labels=labels, multimask_output=multimask)
-        points = tuple((float(x), float(y)) for x, y in coords)
-        return _Answer(
-            *_as_candidates(masks, scores, case.mask.shape),
-            choice="iou_head" if multimask else "single",
-            multimask=multimask,
-            n_points=n_pos,
-            points=points,
-            labels=tuple(int(v) for v in labels),
-        )
+        return {"point_coords": coords, "point_labels": labels, "box": None}
     box = box_from_mask(case.mask, jitter=BOX_JITTER[mode], rng=rng)
-    masks, scores, _ = predictor.predict(box=box, multimask_output=multimask)
+    return {"point_coords": None, "point_labels": None, "box": box}
+
+
+def _prompt(predictor: Any, case: Any, mode: str, seed: int, multimask: bool) -> _Answer:
+    prompt = make_prompt(case, mode, seed)
+    masks, scores, _ = predictor.predict(**prompt, multimask_output=multimask)
+    masks, scores = _as_candidates(masks, scores, case.mask.shape)
+    coords, labels, box = prompt["point_coords"], prompt["point_labels"], prompt["box"]
     return _Answer(
-        *_as_candidates(masks, scores, case.mask.shape),
+        masks,
+        scores,
         choice="iou_head" if multimask else "single",
         multimask=multimask,
-        n_points=0,
-        box=tuple(float(v) for v in box),
+        n_points=0 if coords is None else len(coords),
+        box=None if box is None else tuple(float(v) for v in box),
+        points=None if coords is None else tuple((float(x), float(y)) for x, y in coords),
+        labels=None if labels is None else tuple(int(v) for v in labels),
     )
 
 
@@ -429,7 +441,9 @@ def _check_cases(cases: Sequence[Any]) -> list[Any]:
             )
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(f"Case names must be unique (they seed the prompts and key the table); repeated: {duplicates}.")
+        raise ValueError(
+            f"Case names must be unique (they seed the prompts and key the table); repeated: {duplicates}."
+        )
     return cases
 
 
@@ -533,6 +547,23 @@ def compare_modes(
     wins = float(np.mean(diff > 0)) if diff.size else float("nan")
     return {"a": a, "b": b, "metric": metric, "mean_diff": mean, "ci_low": low, "ci_high": high, "n": int(diff.size),
             "a_wins": wins}  # fmt: skip
+
+
+def oracle_gap(df: pd.DataFrame, metric: str = "dice") -> pd.DataFrame:
+    """For multimask rows (``choice == "iou_head"``), per model and mode: mean reported ``metric``, mean
+    oracle ``metric``, their mean ``gap`` and ``wrong_pick`` (fraction of rows where the IoU head did
+    not pick the oracle's mask and lost some ``metric`` by it)."""
+    _check_metric(df, metric)
+    rows = df[df["choice"] == "iou_head"]
+    if rows.empty:
+        raise ValueError("No multimask rows (choice 'iou_head') in the table: evaluate a single-point mode.")
+    rows = rows.assign(gap=rows[f"{metric}_oracle"] - rows[metric])
+    rows = rows.assign(wrong_pick=rows["gap"] > 0)
+    table = rows.groupby(["model", "mode"], sort=False).agg(
+        reported=(metric, "mean"), oracle=(f"{metric}_oracle", "mean"), gap=("gap", "mean"),
+        wrong_pick=("wrong_pick", "mean"), n=("gap", "size"),
+    )  # fmt: skip
+    return table
 
 
 def per_modality(
@@ -821,7 +852,12 @@ def plot_oracle_gap(df: pd.DataFrame, metric: str = "dice"):
 
 
 def plot_failures(
-    df: pd.DataFrame, cases: Sequence[Any], n: int = 4, mode: str = "box", metric: str = "dice", model: str | None = None
+    df: pd.DataFrame,
+    cases: Sequence[Any],
+    n: int = 4,
+    mode: str = "box",
+    metric: str = "dice",
+    model: str | None = None,
 ):
     """The ``n`` worst cases of ``mode`` by ``metric``: image, ground-truth outline, the reported mask
     and the prompt (box or points). Needs ``evaluate(..., keep_masks=True)``."""

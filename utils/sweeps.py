@@ -1,0 +1,484 @@
+"""Why SAM fails, one factor at a time: phantom sweeps with the prompt held fixed.
+
+A *sweep* moves one knob of :func:`utils.phantoms.make_phantom` through a list of values, keeps
+everything else (anatomy, seed, noise draw, prompt protocol) fixed, and scores the model at every
+value with :func:`utils.evaluate.evaluate` (one encoder call per image). The prompt is the tight box
+around the target (``mode="box"``: LiteMedSAM was trained with boxes only); for the touching-nuclei
+sweep the target is the single nucleus nearest the image centre, so the box is drawn around one
+instance while its neighbours press against it.
+
+>>> spec = SWEEPS["contrast"]
+>>> spec.style, spec.knob, spec.values
+('mri', 'contrast', (0.0, 0.05, 0.1, 0.25, 0.5, 1.0))
+
+Functions: :func:`sweep_case` (one phantom of a sweep), :func:`sweep` (a factor → DataFrame with
+``factor``, ``value``, ``value_index``, ``value_label`` and ``seed`` columns added to
+``evaluate``'s), :func:`curves` (mean Dice and bootstrap CI per value, for results.json),
+:func:`trend` (does Dice fall as the factor gets harder?), :func:`easiest_hardest`,
+:func:`taxonomy_table` and the figures :func:`plot_curves` and :func:`plot_easiest_hardest`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "SWEEPS",
+    "TAXONOMY",
+    "Sweep",
+    "curves",
+    "easiest_hardest",
+    "plot_curves",
+    "plot_easiest_hardest",
+    "sweep",
+    "sweep_case",
+    "sweep_cases",
+    "taxonomy_table",
+    "trend",
+]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _window_at_liver_level(width: float) -> tuple[float, float]:
+    return (40.0, float(width))
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One factor: the phantom ``style`` and ``knob`` it moves, the ``values`` (in axis order) and how to read them.
+
+    ``harder`` says which end of the axis is the harder one (``"lower"`` or ``"higher"``), so that a
+    curve can be read as "Dice as the factor gets harder". ``to_knob`` turns an axis value into the
+    knob's value (e.g. a CT window width into ``(level, width)``); ``fixed`` holds other knobs that
+    stay constant; ``instance`` makes the target one nucleus (microscopy) instead of all of them.
+    """
+
+    style: str
+    knob: str
+    values: tuple[Any, ...]
+    label: str
+    harder: str
+    what: str
+    to_knob: Callable[[Any], Any] = _same
+    fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    instance: bool = False
+    smoke_values: tuple[Any, ...] = ()
+
+    def knob_value(self, value: Any) -> Any:
+        return self.to_knob(value)
+
+
+#: The factors of notebook 04, in the order it shows them. Values are sorted along the axis.
+SWEEPS: dict[str, Sweep] = {
+    "contrast": Sweep(
+        "mri", "contrast", (0.0, 0.05, 0.1, 0.25, 0.5, 1.0), "lesion contrast (0 = same as tissue)", "lower",
+        "a FLAIR-like white-matter lesion fades into the white matter", smoke_values=(0.05, 1.0),
+    ),
+    "noise": Sweep(
+        "ultrasound", "noise", (0.0, 1.0, 2.0, 4.0, 8.0), "speckle strength (x typical)", "higher",
+        "Rayleigh speckle on a hypoechoic breast-like lesion", smoke_values=(0.0, 8.0),
+    ),
+    "blur": Sweep(
+        "ct", "blur", (0.0, 2.0, 4.0, 8.0, 12.0), "boundary blur sigma (px)", "higher",
+        "a liver lesion whose edge is smeared (the mask stays sharp)",
+    ),
+    "target_size": Sweep(
+        "xray", "target_area", (0.0005, 0.001, 0.003, 0.01, 0.03), "target area (fraction of image)", "lower",
+        "a lung nodule from a few pixels to a large mass",
+    ),
+    "thin_structures": Sweep(
+        "fundus", "thickness", (1.0, 2.0, 4.0, 8.0), "widest vessel (px)", "lower",
+        "the retinal vessel tree; one box around the whole tree",
+    ),
+    "ring": Sweep(
+        "mri", "ring", (0.0, 0.3, 0.5, 0.7, 0.9), "hole fraction of a ring-shaped lesion", "higher",
+        "a ring-enhancing lesion whose centre is not target",
+    ),
+    "touching": Sweep(
+        "microscopy", "n_instances", (5, 15, 30, 60, 120), "nuclei in the image", "higher",
+        "one nucleus (box around it) among touching neighbours", instance=True,
+    ),
+    "distractors": Sweep(
+        "dermoscopy", "distractors", (0, 2, 5, 10, 20), "look-alike blobs", "higher",
+        "a pigmented lesion among look-alike spots outside the mask",
+    ),
+    "ct_window": Sweep(
+        "ct", "window", (80.0, 150.0, 400.0, 1000.0, 2000.0, 4000.0), "CT window width (HU), level 40", "higher",
+        "the same HU image shown through narrower or wider windows", to_knob=_window_at_liver_level,
+    ),
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Cases
+# --------------------------------------------------------------------------------------------------
+
+
+def _spec(factor: str) -> Sweep:
+    if factor not in SWEEPS:
+        raise ValueError(f"Unknown factor {factor!r}; choose one of {', '.join(SWEEPS)}.")
+    return SWEEPS[factor]
+
+
+def _central_instance(instances: np.ndarray) -> np.ndarray:
+    """Mask of the labelled instance whose centroid is nearest the image centre."""
+    from scipy import ndimage as ndi
+
+    labels = np.unique(instances)
+    labels = labels[labels > 0]
+    centres = np.array(ndi.center_of_mass(np.ones_like(instances), instances, labels))
+    middle = (np.array(instances.shape) - 1) / 2.0
+    nearest = labels[int(np.argmin(((centres - middle) ** 2).sum(axis=1)))]
+    return instances == nearest
+
+
+def _value_label(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):g}"
+    return str(value)
+
+
+def sweep_case(factor: str, value: Any, seed: int = 0, size: int = 256) -> Any:
+    """The phantom of ``factor`` at ``value`` (a :class:`~utils.datasets.Case` with a unique name).
+
+    ``meta["sweep"]`` records ``factor``, ``value``, ``knob`` and ``knob_value``. Deterministic:
+    the same arguments give the same arrays (so a table row can be redrawn later).
+    """
+    from .phantoms import make_phantom
+
+    spec = _spec(factor)
+    knob_value = spec.knob_value(value)
+    case = make_phantom(spec.style, seed=seed, size=size, **{spec.knob: knob_value}, **dict(spec.fixed))
+    mask = _central_instance(case.meta["instances"]) if spec.instance else case.mask
+    meta = {**case.meta, "sweep": {"factor": factor, "value": value, "knob": spec.knob, "knob_value": knob_value}}
+    name = f"{factor}={_value_label(value)}_{spec.style}_seed{seed}"
+    return dataclasses.replace(case, mask=mask, name=name, meta=meta)
+
+
+def sweep_cases(factor: str, values: Sequence[Any] | None = None, seeds: Sequence[int] = (0, 1), size: int = 256):
+    """Every case of a sweep: each value × each seed (values outer, seeds inner)."""
+    spec = _spec(factor)
+    values = _check_values(spec, values)
+    seeds = _check_seeds(seeds)
+    return [sweep_case(factor, v, s, size) for v in values for s in seeds]
+
+
+def _check_values(spec: Sweep, values: Sequence[Any] | None) -> tuple[Any, ...]:
+    values = spec.values if values is None else tuple(values)
+    if not values:
+        raise ValueError(f"values is empty; pass some values of {spec.knob!r}, e.g. {spec.values}.")
+    if len(set(map(_value_label, values))) != len(values):
+        raise ValueError(f"values repeats an entry: {list(values)}; each value is one point of the curve.")
+    return values
+
+
+def _check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
+    seeds = tuple(seeds)
+    if not seeds:
+        raise ValueError("seeds is empty; pass at least one phantom seed, e.g. (0, 1).")
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seeds must be non-negative integers; got {seed!r}.")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds repeats an entry: {list(seeds)}.")
+    return tuple(int(s) for s in seeds)
+
+
+# --------------------------------------------------------------------------------------------------
+# Running a sweep
+# --------------------------------------------------------------------------------------------------
+
+
+def sweep(
+    predictor: Any,
+    factor: str,
+    values: Sequence[Any] | None = None,
+    seeds: Sequence[int] = (0, 1),
+    size: int = 256,
+    mode: str = "box",
+    progress: bool = True,
+    keep_masks: bool = True,
+) -> pd.DataFrame:
+    """Score ``predictor`` on the sweep of ``factor`` with one fixed prompt ``mode`` (default the box).
+
+    Returns :func:`utils.evaluate.evaluate`'s table (one row per value × seed) with the columns
+    ``factor``, ``style``, ``knob``, ``value``, ``value_index`` (position in ``values``),
+    ``value_label`` and ``seed`` in front. ``keep_masks`` keeps each predicted mask (for
+    :func:`plot_easiest_hardest`). ``df.attrs["encoder_calls"]`` counts the images embedded.
+    """
+    from .evaluate import evaluate
+
+    spec = _spec(factor)
+    values = _check_values(spec, values)
+    seeds = _check_seeds(seeds)
+    cases = sweep_cases(factor, values, seeds, size)
+    table = evaluate(predictor, cases, modes=(mode,), progress=progress, keep_masks=keep_masks)
+    by_name = {c.name: (i // len(seeds), c.meta["seed"]) for i, c in enumerate(cases)}
+    index = table["case"].map(lambda name: by_name[name][0])
+    front = pd.DataFrame(
+        {
+            "factor": factor,
+            "style": spec.style,
+            "knob": spec.knob,
+            "value": [values[i] for i in index],
+            "value_index": index.to_numpy(),
+            "value_label": [_value_label(values[i]) for i in index],
+            "seed": table["case"].map(lambda name: by_name[name][1]).to_numpy(),
+            "size": size,
+        },
+        index=table.index,
+    )
+    out = pd.concat([front, table], axis=1)
+    out.attrs = dict(table.attrs)
+    return out
+
+
+def curves(df: pd.DataFrame, metric: str = "dice", n_boot: int = 1000, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Per factor: ``{"values", "value_labels", "label", "harder", "dice_mean", "dice_ci", "n"}`` (JSON-ready).
+
+    ``dice_ci`` is the percentile-bootstrap 95% CI over the seeds at each value
+    (:func:`utils.evaluate.summarize`); with one seed it has zero width. Keys follow ``metric``.
+    """
+    from .evaluate import summarize
+
+    _check_sweep_table(df)
+    out: dict[str, dict[str, Any]] = {}
+    for factor, rows in df.groupby("factor", sort=False):
+        spec = _spec(factor)
+        table = summarize(rows, by="value_index", metric=metric, n_boot=n_boot, seed=seed).sort_index()
+        first = rows.drop_duplicates("value_index").set_index("value_index").loc[table.index]
+        out[str(factor)] = {
+            "values": [_jsonable_value(v) for v in first["value"]],
+            "value_labels": list(first["value_label"]),
+            "label": spec.label,
+            "harder": spec.harder,
+            f"{metric}_mean": [float(v) for v in table["mean"]],
+            f"{metric}_ci": [[float(lo), float(hi)] for lo, hi in zip(table["ci_low"], table["ci_high"])],
+            "n": [int(v) for v in table["n"]],
+        }
+    return out
+
+
+def _jsonable_value(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, tuple):
+        return [_jsonable_value(v) for v in value]
+    return value
+
+
+def _check_sweep_table(df: pd.DataFrame) -> None:
+    needed = {"factor", "value", "value_index", "value_label", "seed", "dice"}
+    missing = sorted(needed - set(df.columns))
+    if missing:
+        raise ValueError(f"Not a sweep table (missing {missing}); make it with utils.sweeps.sweep(...).")
+    if df.empty:
+        raise ValueError("The sweep table is empty.")
+
+
+def trend(curve: Mapping[str, Any], metric: str = "dice") -> dict[str, Any]:
+    """Read one curve from its easy end to its hard end.
+
+    Returns ``easy_value``/``hard_value`` (the axis ends), ``easy``/``hard`` (mean Dice there),
+    ``drop`` (easy - hard), ``spearman`` (rank correlation of Dice with "harder": +1 = Dice falls
+    steadily as the factor gets harder) and ``falls`` (``drop > 0`` and ``spearman > 0``).
+    """
+    from scipy.stats import spearmanr
+
+    means = np.asarray(curve[f"{metric}_mean"], dtype=float)
+    if means.size < 2:
+        raise ValueError("A trend needs at least two values on the curve.")
+    if curve["harder"] not in ("lower", "higher"):
+        raise ValueError(f"curve['harder'] must be 'lower' or 'higher'; got {curve['harder']!r}.")
+    hardness = np.arange(means.size) if curve["harder"] == "higher" else np.arange(means.size)[::-1]
+    easy_i, hard_i = int(np.argmin(hardness)), int(np.argmax(hardness))
+    rho = spearmanr(hardness, -means).statistic if np.ptp(means) > 0 else 0.0
+    drop = float(means[easy_i] - means[hard_i])
+    return {
+        "easy_value": curve["values"][easy_i],
+        "hard_value": curve["values"][hard_i],
+        "easy": float(means[easy_i]),
+        "hard": float(means[hard_i]),
+        "drop": drop,
+        "spearman": float(rho),
+        "falls": bool(drop > 0 and rho > 0),
+    }
+
+
+def easiest_hardest(df: pd.DataFrame, metric: str = "dice") -> tuple[pd.Series, pd.Series]:
+    """The rows (cases) with the highest and the lowest ``metric`` in one factor's table.
+
+    Ties go to the first row (the smaller value, then the smaller seed).
+    """
+    _check_sweep_table(df)
+    if df["factor"].nunique() != 1:
+        raise ValueError(f"Pass one factor's rows (df[df.factor == ...]); got {sorted(df['factor'].unique())}.")
+    scores = df[metric].to_numpy(float)
+    if not np.isfinite(scores).any():
+        raise ValueError(f"No finite {metric} in the table.")
+    return df.iloc[int(np.nanargmax(scores))], df.iloc[int(np.nanargmin(scores))]
+
+
+# --------------------------------------------------------------------------------------------------
+# The failure taxonomy
+# --------------------------------------------------------------------------------------------------
+
+#: failure → (factor measured here or None, why SAM struggles, what addresses it and where in the course).
+TAXONOMY: dict[str, tuple[str | None, str, str]] = {
+    "low contrast": (
+        "contrast",
+        "SA-1B objects differ from their surroundings in colour and texture; a lesion a few grey levels "
+        "from its tissue gives the encoder almost no edge to follow",
+        "adapt the encoder to the modality: adapters / LoRA / SVD (05); medical pre-training as in "
+        "MedSAM / LiteMedSAM (06)",
+    ),
+    "speckle and noise": (
+        "noise",
+        "ultrasound speckle and low-dose noise are textures the photo-trained encoder never saw",
+        "adapters or LoRA in the encoder learn modality-specific texture (05); medical foundation models (06)",
+    ),
+    "blurred boundaries": (
+        "blur",
+        "the decoder snaps to the sharpest nearby edge; a smeared edge gives no single answer",
+        "fine-tune the decoder with Dice + BCE on real boundaries (05); uncertainty from multimask "
+        "disagreement / test-time augmentation flags the doubt (06)",
+    ),
+    "small targets": (
+        "target_size",
+        "the 16-px patches and the 4x-downsampled mask logits blur targets a few pixels wide",
+        "decoder-only or full fine-tuning on small structures (05); feed a crop around the box (higher "
+        "effective resolution)",
+    ),
+    "thin structures": (
+        "thin_structures",
+        "one box around a vessel tree covers mostly background; the low-resolution mask cannot follow 1-2 px vessels",
+        "full fine-tuning or adapters with a dedicated loss (05); these are segmentation, not prompting, problems",
+    ),
+    "rings and holes": (
+        "ring",
+        "SAM's object prior favours filled, compact blobs: it fills the hole",
+        "decoder-only fine-tuning teaches the target's topology (05)",
+    ),
+    "touching instances": (
+        "touching",
+        "neighbours inside the box share the same texture and edges, so the mask leaks into them",
+        "one tight box per instance (02); fine-tuning on instance masks (05)",
+    ),
+    "look-alike distractors": (
+        "distractors",
+        "a box excludes look-alikes that lie outside it; points and 'everything' mode do not",
+        "use box prompts (02-03); fine-tuning teaches which blob is the class (05)",
+    ),
+    "CT window": (
+        "ct_window",
+        "SAM sees 8-bit pixels, not HU: the window decides which contrasts survive",
+        "fix windowing / normalisation in preprocessing (07); train adapters on that choice (05)",
+    ),
+    "domain gap": (
+        None,
+        "medical images sit apart from photos in SAM's embedding space (section 2 of this notebook)",
+        "parameter-efficient adaptation (05); medical foundation models (06)",
+    ),
+}
+
+
+def taxonomy_table(curve_dict: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
+    """The failure taxonomy as a table; with ``curve_dict`` (from :func:`curves`) it adds the measured
+    Dice at the easy and hard end of each factor's sweep."""
+    rows = []
+    for failure, (factor, why, remedy) in TAXONOMY.items():
+        row = {"failure": failure, "sweep": factor or "-", "why SAM struggles": why, "what addresses it (notebook)": remedy}
+        if curve_dict is not None:
+            measured = trend(curve_dict[factor]) if factor in curve_dict else None
+            row["Dice easy -> hard"] = (
+                f"{measured['easy']:.2f} -> {measured['hard']:.2f}" if measured is not None else "-"
+            )
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("failure")
+
+
+# --------------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------------
+
+
+def _axis_positions(values: Sequence[Any]) -> tuple[np.ndarray, bool]:
+    """Numeric axis values when every value is a number, else positions 0..n-1."""
+    numeric = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in values)
+    return (np.asarray(values, dtype=float), True) if numeric else (np.arange(len(values), dtype=float), False)
+
+
+def plot_curves(curve_dict: Mapping[str, Mapping[str, Any]], metric: str = "dice", ncols: int = 3):
+    """One panel per factor: mean ``metric`` (line) with its 95% CI (band) against the factor's value."""
+    import matplotlib.pyplot as plt
+
+    from .viz import course_palette
+
+    if not curve_dict:
+        raise ValueError("curve_dict is empty; pass utils.sweeps.curves(df).")
+    n = len(curve_dict)
+    ncols = min(ncols, n)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.7 * nrows), squeeze=False, layout="constrained")
+    colour = course_palette["prediction"]
+    for ax, (factor, curve) in zip(axes.flat, curve_dict.items()):
+        x, numeric = _axis_positions(curve["values"])
+        mean = np.asarray(curve[f"{metric}_mean"], dtype=float)
+        ci = np.asarray(curve[f"{metric}_ci"], dtype=float)
+        ax.fill_between(x, ci[:, 0], ci[:, 1], color=colour, alpha=0.2, linewidth=0)
+        ax.plot(x, mean, marker="o", color=colour)
+        spread = x[x > 0]
+        if numeric and spread.size >= 2 and spread.max() / spread.min() >= 20:  # decades apart: log axis
+            ax.set_xscale("symlog", linthresh=spread.min())
+        ax.set_xticks(x, curve["value_labels"], fontsize=7)
+        ax.minorticks_off()
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"{factor} (harder: {curve['harder']})", fontsize=9)
+        ax.set_xlabel(curve["label"], fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"{metric} (box prompt)")
+    return fig
+
+
+def plot_easiest_hardest(df: pd.DataFrame, factors: Sequence[str] | None = None, ncols: int = 3, size: float = 2.2):
+    """For each factor, its easiest and hardest case side by side: image, ground truth (gold), the
+    predicted mask (blue) and the box prompt. Cases are redrawn with :func:`sweep_case`; needs
+    ``sweep(..., keep_masks=True)``."""
+    import matplotlib.pyplot as plt
+
+    from .viz import add_legend, show_case
+
+    _check_sweep_table(df)
+    if "mask" not in df.columns:
+        raise ValueError("The table has no masks: run sweep(..., keep_masks=True).")
+    factors = list(dict.fromkeys(df["factor"])) if factors is None else list(factors)
+    ncols = min(ncols, len(factors))
+    nrows = int(np.ceil(len(factors) / ncols))
+    fig, axes = plt.subplots(nrows, 2 * ncols, figsize=(2 * ncols * size, nrows * (size + 0.5)), squeeze=False,
+                             layout="constrained")  # fmt: skip
+    for i, factor in enumerate(factors):
+        rows = df[df["factor"] == factor]
+        for j, (kind, row) in enumerate(zip(("easiest", "hardest"), easiest_hardest(rows))):
+            ax = axes[i // ncols, 2 * (i % ncols) + j]
+            case = sweep_case(factor, row["value"], int(row["seed"]), int(row["size"]))
+            show_case(case, ax=ax, pred=row["mask"], box=row["prompt_box"], legend=False, dice=row["dice"],
+                      title=f"{factor} {kind}\n{SWEEPS[factor].knob}={row['value_label']}")  # fmt: skip
+            ax.title.set_fontsize(7)
+    for ax in axes.flat[2 * len(factors) :]:
+        ax.set_visible(False)
+    add_legend(fig, ["ground_truth", "prediction", "box"])
+    return fig

@@ -1,0 +1,237 @@
+"""Bad input gets one clear error that names the problem and the fix — for every public utils function
+that takes an image, mask, prompt, spacing, name or path.
+
+One row of BAD_INPUTS is one test. ``test_every_input_taking_function_is_covered`` fails when a public
+function with such a parameter has no row, so new modules join the suite.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import warnings
+from functools import lru_cache
+
+import numpy as np
+import pytest
+
+MASK = np.zeros((16, 16), bool)
+MASK[4:10, 5:12] = True
+EMPTY = np.zeros((16, 16), bool)
+IMAGE = np.zeros((16, 16, 3), np.uint8)
+
+
+@lru_cache(maxsize=1)
+def _predictor():
+    from utils.models import MeaninglessModelWarning, load_predictor
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MeaninglessModelWarning)
+        predictor = load_predictor("tiny_sam", device="cpu")
+    predictor.set_image(np.zeros((64, 80, 3), np.uint8))
+    return predictor
+
+
+def _call(module: str, function: str, *args, **kwargs):
+    return getattr(importlib.import_module(f"utils.{module}"), function)(*args, **kwargs)
+
+
+# (id, module, function, args, kwargs, exception, fragments the message must contain)
+BAD_INPUTS = [
+    # images
+    (
+        "float image",
+        "images",
+        "to_rgb_uint8",
+        (np.full((8, 8), 300.0),),
+        {},
+        ValueError,
+        ["float64", "rescale_to_uint8"],
+    ),
+    ("16-bit image", "images", "to_rgb_uint8", (np.zeros((8, 8), np.uint16),), {}, ValueError, ["16-bit"]),
+    ("RGBA image", "images", "to_rgb_uint8", (np.zeros((8, 8, 4), np.uint8),), {}, ValueError, ["[..., :3]"]),
+    ("NaN image", "images", "to_rgb_uint8", (np.full((8, 8), np.nan),), {}, ValueError, ["NaN"]),
+    ("channel-first", "images", "to_rgb_uint8", (np.zeros((3, 8, 8), np.uint8),), {}, ValueError, ["moveaxis"]),
+    ("label-map mask", "images", "to_mask", (np.array([[0, 1, 2]]),), {}, ValueError, ["== k"]),
+    ("mask shape", "images", "to_mask", (MASK,), {"shape": (8, 8)}, ValueError, ["match"]),
+    ("all-NaN rescale", "images", "rescale_to_uint8", (np.full((2, 2), np.nan),), {}, ValueError, ["finite"]),
+    ("bool rescale", "images", "rescale_to_uint8", (MASK,), {}, ValueError, ["numeric"]),
+    # prompts
+    ("box of empty mask", "prompts", "box_from_mask", (EMPTY,), {}, ValueError, ["empty mask"]),
+    ("negative jitter", "prompts", "box_from_mask", (MASK,), {"jitter": -0.1}, ValueError, ["jitter"]),
+    ("points of empty mask", "prompts", "points_from_mask", (EMPTY,), {}, ValueError, ["empty"]),
+    ("unknown strategy", "prompts", "points_from_mask", (MASK,), {"strategy": "edge"}, ValueError, ["strategy"]),
+    ("zero points", "prompts", "points_from_mask", (MASK,), {"n_pos": 0, "n_neg": 0}, ValueError, ["n_pos"]),
+    ("box outside", "prompts", "check_box", ([0, 0, 40, 10], (16, 16)), {}, ValueError, ["outside", "np.clip"]),
+    ("box reversed", "prompts", "check_box", ([10, 0, 2, 10], (16, 16)), {}, ValueError, ["x0 <= x1"]),
+    ("box NaN", "prompts", "check_box", ([0, np.nan, 2, 10], (16, 16)), {}, ValueError, ["NaN"]),
+    ("point outside", "prompts", "check_points", ([[30, 2]], [1], (16, 16)), {}, ValueError, ["outside"]),
+    ("label not 0/1", "prompts", "check_points", ([[3, 2]], [2], (16, 16)), {}, ValueError, ["labels must be 1"]),
+    (
+        "points/labels length",
+        "prompts",
+        "check_points",
+        ([[3, 2], [4, 4]], [1], (16, 16)),
+        {},
+        ValueError,
+        ["one label"],
+    ),
+    # metrics
+    ("dice shape mismatch", "metrics", "dice", (MASK, MASK[:8]), {}, ValueError, ["shape"]),
+    ("iou non-binary", "metrics", "iou", (MASK.astype(int) * 3, MASK), {}, ValueError, ["binary"]),
+    ("hd95 bad spacing", "metrics", "hd95", (MASK, MASK), {"spacing": (0.0, 1.0)}, ValueError, ["spacing"]),
+    ("hd95 3-D", "metrics", "hd95", (np.zeros((2, 4, 4), bool), np.zeros((2, 4, 4), bool)), {}, ValueError, ["2-D"]),
+    ("nsd negative tolerance", "metrics", "nsd", (MASK, MASK), {"tolerance": -1}, ValueError, ["tolerance"]),
+    ("boundary NaN", "metrics", "boundary", (np.full((4, 4), np.nan),), {}, ValueError, ["NaN"]),
+    # models
+    ("unknown model", "models", "load_sam", ("sam_vit_z",), {}, ValueError, ["Unknown model name", "sam_vit_b"]),
+    ("unknown predictor", "models", "load_predictor", ("medsam",), {}, ValueError, ["Available"]),
+    ("unknown card", "models", "model_card", ("vit",), {}, ValueError, ["Unknown model name"]),
+    ("unknown device", "models", "load_sam", ("tiny_sam",), {"device": "tpu"}, ValueError, ["Unknown device"]),
+    # env
+    ("unknown mode", "env", "resolve_mode", ("fast",), {}, ValueError, ["Unknown MODE", "smoke"]),
+    ("bad seed", "env", "seed_everything", (-3,), {}, ValueError, ["non-negative"]),
+    ("notebook path as stem", "env", "start_run", ("notebooks/01.ipynb",), {}, ValueError, ["stem"]),
+    ("unknown device name", "env", "get_device", ("gpu",), {}, ValueError, ["'cpu'"]),
+    # download
+    ("bad hash format", "download", "fetch", ("http://127.0.0.1:9/x", "/tmp/x", "abc"), {}, ValueError, ["sha256:"]),
+    ("unsupported hash", "download", "verify_file", (__file__, "sha1:00"), {}, ValueError, ["Unsupported"]),
+    ("missing file", "download", "verify_file", ("/no/such/file", "md5:00"), {}, FileNotFoundError, ["does not exist"]),
+    # datasets
+    ("unknown flag", "datasets", "medsegbench", ("nosuchset",), {}, ValueError, ["busi"]),
+    ("excluded flag", "datasets", "medsegbench_info", ("bkai-igh",), {}, ValueError, ["trailing space"]),
+    ("bad size", "datasets", "medsegbench_path", ("busi", 300), {}, ValueError, ["256"]),
+    ("unknown medmnist", "datasets", "medmnist_info", ("catmnist",), {}, ValueError, ["pathmnist"]),
+    ("medmnist bad size", "datasets", "medmnist_path", ("pathmnist", 100), {}, ValueError, ["224"]),
+    ("unknown structure", "datasets", "colin27_cases", (["amygdala"],), {}, ValueError, ["thalamus"]),
+    ("bad hemisphere", "datasets", "colin27_volume", ("thalamus", "middle"), {}, ValueError, ["left"]),
+    ("unknown MNI structure", "datasets", "mni152_cases", (["csf"],), {}, ValueError, ["ventricles"]),
+    ("bad axis", "datasets", "mni152_volume", ("brain", "oblique"), {}, ValueError, ["axial"]),
+    ("zero slices", "datasets", "offline_cases", (0,), {}, ValueError, ["n_per_structure"]),
+    ("unknown medmnist flag", "datasets", "medmnist_images", ("catmnist",), {}, ValueError, ["pathmnist"]),
+    ("download unknown", "datasets", "download_medsegbench", ("nosuchset",), {}, ValueError, ["busi"]),
+    ("download medmnist unknown", "datasets", "download_medmnist", ("catmnist",), {}, ValueError, ["pathmnist"]),
+    # phantoms
+    ("unknown style", "phantoms", "make_phantom", ("pet",), {}, ValueError, ["ultrasound"]),
+    ("unknown knob", "phantoms", "make_phantom", ("ct",), {"contrst": 0.5}, ValueError, ["contrast"]),
+    ("knob out of range", "phantoms", "make_phantom", ("mri",), {"contrast": 5.0}, ValueError, ["contrast"]),
+    ("knobs of unknown style", "phantoms", "default_knobs", ("pet",), {}, ValueError, ["ultrasound"]),
+    # colab
+    ("bad repo", "colab", "set_repo", ("not-a-repo",), {}, ValueError, ["owner/name"]),
+]
+
+
+@pytest.mark.parametrize(
+    "module, function, args, kwargs, error, fragments",
+    [row[1:] for row in BAD_INPUTS],
+    ids=[row[0] for row in BAD_INPUTS],
+)
+def test_bad_input_raises_one_clear_error(module, function, args, kwargs, error, fragments):
+    with pytest.raises(error) as info:
+        _call(module, function, *args, **kwargs)
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, f"{module}.{function}: {fragment!r} not in {message!r}"
+
+
+PREDICTOR_CASES = [
+    ("set_image 16-bit", "set_image", (np.zeros((8, 8), np.uint16),), {}, ["16-bit"]),
+    ("set_image RGBA", "set_image", (np.zeros((8, 8, 4), np.uint8),), {}, ["alpha"]),
+    ("set_image NaN", "set_image", (np.full((8, 8), np.nan, np.float32),), {}, ["NaN"]),
+    ("predict box outside", "predict", (), {"box": np.array([0, 0, 90, 10])}, ["outside", "width 80"]),
+    (
+        "predict point outside",
+        "predict",
+        (),
+        {"point_coords": np.array([[5, 70]]), "point_labels": np.array([1])},
+        ["outside", "height 64"],
+    ),
+    ("predict points without labels", "predict", (), {"point_coords": np.array([[5, 5]])}, ["point_labels"]),
+]
+
+
+@pytest.mark.parametrize(
+    "method, args, kwargs, fragments", [r[1:] for r in PREDICTOR_CASES], ids=[r[0] for r in PREDICTOR_CASES]
+)
+def test_predictor_rejects_bad_input_and_keeps_its_state(method, args, kwargs, fragments):
+    predictor = _predictor()
+    calls = predictor.encoder_calls
+    with pytest.raises(ValueError) as info:
+        getattr(predictor, method)(*args, **kwargs)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+    assert predictor.encoder_calls == calls and predictor.original_size == (64, 80)  # nothing half-changed
+
+
+def test_case_record_rejects_bad_spacing_and_mismatched_mask():
+    from utils.datasets import Case
+
+    with pytest.raises(ValueError, match="spacing"):
+        Case(IMAGE, MASK, name="x", modality="mri", spacing=(1.0, -1.0))
+    with pytest.raises(ValueError, match="match"):
+        Case(IMAGE, MASK[:8], name="x", modality="mri")
+
+
+# Parameters that carry user input worth hardening.
+INPUT_PARAMETERS = {
+    "image",
+    "mask",
+    "pred",
+    "gt",
+    "box",
+    "coords",
+    "labels",
+    "spacing",
+    "name",
+    "modality",
+    "flag",
+    "structure",
+    "structures",
+    "known_hash",
+    "mode",
+    "device",
+    "seed",
+    "repo",
+    "notebook",
+}
+# Functions that take such a parameter but only from trusted code, or where nothing can be bad.
+EXEMPT = {
+    "env.network_available",
+    "env.matmul_tflops",
+    "harness.run_course",
+    "harness.run_notebook",
+    "harness.check_student_notebook",
+    "colab.badge_url",
+    "colab.badge_markdown",
+    "download.file_hash",
+    "download.mirror_url",
+    "viz.show_mask",
+    "viz.show_points",
+    "viz.show_box",
+    "viz.show_case",
+    "viz.contour_compare",
+    "viz.overlay_grid",
+    "images.rescale_to_uint8",
+}
+
+
+def test_every_input_taking_function_is_covered():
+    """A public function with a user-input parameter needs a BAD_INPUTS row (or its module's own tests:
+    viz's checks live in tests/test_viz.py)."""
+    import pkgutil
+
+    import utils
+
+    covered = {f"{row[1]}.{row[2]}" for row in BAD_INPUTS}
+    missing = []
+    for info in pkgutil.iter_modules(utils.__path__):
+        module = importlib.import_module(f"utils.{info.name}")
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if not inspect.isfunction(obj):
+                continue
+            params = set(inspect.signature(obj).parameters)
+            qualified = f"{info.name}.{name}"
+            if params & INPUT_PARAMETERS and qualified not in covered and qualified not in EXEMPT:
+                missing.append(qualified)
+    assert not missing, f"add bad-input rows to tests/test_hardening.py for: {', '.join(sorted(missing))}"

@@ -60,6 +60,13 @@ def test_parameter_table_matches_the_published_counts():
     assert len(comparison) == 12 and comparison["match"].all()
 
 
+def test_litemedsam_is_counted_on_the_meta_device_too():
+    table = anatomy.parameter_table(("litemedsam",))
+    assert table.loc["litemedsam", "image_encoder"] == 5_726_740  # TinyViT (design §5: 5.73M)
+    assert table.loc["litemedsam", "mask_decoder"] == 4_058_340  # SAM's own decoder
+    assert anatomy.is_meta(anatomy.meta_sam("litemedsam"))
+
+
 def test_meta_models_hold_no_values():
     sam = _vit_b()
     assert anatomy.is_meta(sam) and not anatomy.is_meta(_tiny())
@@ -115,12 +122,9 @@ def test_component_breakdown_adds_up_and_splits_the_blocks():
 
 
 def test_attention_layout_reads_window_size():
-    assert [i for i, kind in enumerate(anatomy.attention_layout(_vit_b().image_encoder)) if kind == "global"] == [
-        2,
-        5,
-        8,
-        11,
-    ]
+    layout_b = anatomy.attention_layout(_vit_b().image_encoder)
+    assert [i for i, kind in enumerate(layout_b) if kind == "global"] == [2, 5, 8, 11]
+    assert layout_b[0] == "window 14×14"
     layout_h = anatomy.attention_layout(anatomy.meta_sam("sam_vit_h").image_encoder)
     assert len(layout_h) == 32 and [i for i, k in enumerate(layout_h) if k == "global"] == [7, 15, 23, 31]
     assert anatomy.attention_layout(_tiny().image_encoder) == ["window 8×8", "global"]
@@ -199,7 +203,9 @@ def test_fourier_features_follow_sams_formula_and_prompt_encoder():
     box = torch.tensor([[10.0, 200.0, 128.0, 31.5]])
     with torch.inference_mode():
         tokens = encoder._embed_boxes(box)[0].numpy()
-    np.testing.assert_allclose(tokens[0] - encoder.point_embeddings[2].weight[0].detach().numpy(), features[0], atol=1e-4)
+    np.testing.assert_allclose(
+        tokens[0] - encoder.point_embeddings[2].weight[0].detach().numpy(), features[0], atol=1e-4
+    )
     np.testing.assert_allclose(anatomy.fourier_features(encoder, points[0]), features[:1], atol=1e-6)
 
 
@@ -304,7 +310,7 @@ def test_component_timing_reports_positive_medians():
     record = timing.as_dict()
     assert {"encoder_s", "decoder_ms", "speedup", "per_prompt_ms", "n_prompts"} <= set(record)
     table = timing.table()
-    assert len(table) == 5 and table["share_of_one_prompt"].sum() == pytest.approx(1.0)
+    assert len(table) == 5 and table["share"].sum() == pytest.approx(1.0)
     fig = anatomy.plot_embed_once(timing, max_prompts=5)
     assert len(fig.axes) == 2
     plt.close(fig)

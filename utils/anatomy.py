@@ -102,12 +102,22 @@ GLOBAL_BLOCK_COLOR = "#D55E00"
 #: of each string is the precision of the comparison). Source: :data:`PUBLISHED_SOURCE`.
 PUBLISHED_PARAMS: dict[str, dict[str, str]] = {
     "sam_vit_b": {"image_encoder": "89.67M", "prompt_encoder": "6,220", "mask_decoder": "4,058,340", "total": "93.7M"},
-    "sam_vit_l": {"image_encoder": "308.28M", "prompt_encoder": "6,220", "mask_decoder": "4,058,340", "total": "312.3M"},
-    "sam_vit_h": {"image_encoder": "637.03M", "prompt_encoder": "6,220", "mask_decoder": "4,058,340", "total": "641.1M"},
+    "sam_vit_l": {
+        "image_encoder": "308.28M",
+        "prompt_encoder": "6,220",
+        "mask_decoder": "4,058,340",
+        "total": "312.3M",
+    },
+    "sam_vit_h": {
+        "image_encoder": "637.03M",
+        "prompt_encoder": "6,220",
+        "mask_decoder": "4,058,340",
+        "total": "641.1M",
+    },
 }
 PUBLISHED_SOURCE = (
     "Kirillov et al. 2023, Segment Anything (ICCV; github.com/facebookresearch/segment-anything): "
-    "parameter counts of the released ViT-B/L/H checkpoints as listed in the course design §8"
+    "parameter counts of the released ViT-B/L/H checkpoints"
 )
 
 
@@ -139,12 +149,16 @@ def is_meta(module: torch.nn.Module) -> bool:
 def meta_sam(name: str = "sam_vit_b") -> Sam:
     """Build registry model ``name`` on the ``meta`` device: the real architecture, no weights, no memory.
 
-    Official SAMs are built through ``segment_anything.sam_model_registry``; LiteMedSAM and the tiny SAM
-    through the course registry (their builders also accept the meta device).
+    Official SAMs are built through ``segment_anything.sam_model_registry`` directly on the meta device.
+    A builder that needs values while it builds (LiteMedSAM's TinyViT calls ``.item()``) runs on the CPU
+    with random weights instead, and the model is then moved to the meta device.
     """
     _check_name(name)
-    with torch.device("meta"):
-        return REGISTRY[name].builder(None).eval()
+    try:
+        with torch.device("meta"):
+            return REGISTRY[name].builder(None).eval()
+    except (RuntimeError, NotImplementedError):
+        return REGISTRY[name].builder(None).to("meta").eval()
 
 
 def parameter_table(names: Sequence[str] = ("sam_vit_b", "sam_vit_l", "sam_vit_h")) -> pd.DataFrame:
@@ -403,8 +417,12 @@ def trace_shapes(
                 key = f"{base}:{label}" if len(outputs) > 1 else base
                 index = name.split(".")[1] if base == "output_hypernetworks_mlps" else ""
                 note = _NOTES.get(key, "").format(patch=patch_size, size=size, i=index)
+                if key == "patch_embed" and patch_size is None:  # not a ViT patch convolution (TinyViT)
+                    note = "convolutional stem"
                 if attention:
-                    note = f"attention inside {window}×{window}-token windows" if window else "attention over all tokens"
+                    note = (
+                        f"attention inside {window}×{window}-token windows" if window else "attention over all tokens"
+                    )
                 record(component, name, value, output=label if len(outputs) > 1 else "", attention=attention, note=note)
 
         return module.register_forward_hook(on_output)
@@ -415,7 +433,8 @@ def trace_shapes(
     targets += [("mask_decoder", "transformer", decoder.transformer)]
     targets += [("mask_decoder", "output_upscaling", decoder.output_upscaling)]
     targets += [
-        ("mask_decoder", f"output_hypernetworks_mlps.{i}", mlp) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)
+        ("mask_decoder", f"output_hypernetworks_mlps.{i}", mlp)
+        for i, mlp in enumerate(decoder.output_hypernetworks_mlps)
     ]
     targets += [("mask_decoder", "iou_prediction_head", decoder.iou_prediction_head)]
     targets.append(("mask_decoder", "mask_decoder", decoder))
@@ -619,7 +638,7 @@ def embedding_pca_rgb(embedding: Any, valid_hw: tuple[int, int] | None = None) -
     if isinstance(embedding, torch.Tensor):
         if embedding.device.type == "meta":
             raise ValueError("embedding_pca_rgb needs values; this embedding is on the meta device.")
-        embedding = embedding.detach().float().cpu().numpy()
+        embedding = embedding.detach().cpu().double().numpy()
     array = np.asarray(embedding, dtype=np.float64)
     if array.ndim == 4 and array.shape[0] == 1:
         array = array[0]
@@ -635,10 +654,12 @@ def embedding_pca_rgb(embedding: Any, valid_hw: tuple[int, int] | None = None) -
         raise ValueError("embedding contains NaN or inf.")
     valid = array[:, :rows, :cols].reshape(channels, -1).T
     mean = valid.mean(axis=0)
-    _, _, components = np.linalg.svd(valid - mean, full_matrices=False)
-    components = components[:3]
+    centred = valid - mean
+    # eigenvectors of the C×C covariance: cheaper than an SVD of the (cells × C) matrix
+    _, vectors = np.linalg.eigh(centred.T @ centred)
+    components = vectors[:, ::-1][:, :3].T.copy()  # eigh sorts ascending: take the three largest
     components *= np.sign(components[np.arange(3), np.abs(components).argmax(axis=1)])[:, None]
-    projected = (valid - mean) @ components.T
+    projected = centred @ components.T
     low, high = np.percentile(projected, [1, 99], axis=0)
     scaled = np.clip((projected - low) / np.maximum(high - low, 1e-12), 0, 1)
     rgb = np.zeros((height, width, 3), dtype=np.float32)
@@ -695,7 +716,9 @@ def plot_mask_tokens(
         ax.imshow(image)
         viz.show_mask(ax, to_mask(mask))
         if ground_truth is not None:
-            viz.show_mask(ax, to_mask(ground_truth, shape=image.shape), color=viz.course_palette["ground_truth"], alpha=0)
+            viz.show_mask(
+                ax, to_mask(ground_truth, shape=image.shape), color=viz.course_palette["ground_truth"], alpha=0
+            )
         if box is not None:
             viz.show_box(ax, box)
         kind = "single-mask token" if index == 0 else "multimask token"
@@ -747,7 +770,8 @@ class ComponentTiming:
         return encodes * encoder + n_prompts * self.per_prompt_ms / 1000.0
 
     def table(self) -> pd.DataFrame:
-        """One row per stage: how often it runs and its median time in ms."""
+        """One row per stage: how often it runs, its median time in ms and its ``share`` of the time that
+        one image with one prompt takes."""
         rows = [
             ("preprocess (resize, normalise, pad)", "once per image", self.preprocess_ms),
             ("image encoder", "once per image", 1000.0 * self.encoder_s),
@@ -756,7 +780,7 @@ class ComponentTiming:
             ("upscale masks to the image", "per prompt", self.postprocess_ms),
         ]
         table = pd.DataFrame(rows, columns=["stage", "runs", "median_ms"]).set_index("stage")
-        table["share_of_one_prompt"] = table["median_ms"] / table["median_ms"].sum()
+        table["share"] = table["median_ms"] / table["median_ms"].sum()
         return table
 
     def as_dict(self) -> dict[str, Any]:
@@ -774,10 +798,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(function, device: torch.device) -> tuple[Any, float]:
+def _timed(device: torch.device, function, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     _sync(device)
     start = time.perf_counter()
-    result = function()
+    result = function(*args, **kwargs)
     _sync(device)
     return result, time.perf_counter() - start
 
@@ -820,20 +844,18 @@ def component_timing(
         return sam.preprocess(pixels), resized.shape[:2]
 
     with torch.inference_mode():
-        (pixels, input_size), preprocess_s = _timed(preprocess, device)
+        (pixels, input_size), preprocess_s = _timed(device, preprocess)
         encoder_times = []
         for _ in range(repeats):
-            embedding, seconds = _timed(lambda: sam.image_encoder(pixels), device)
+            embedding, seconds = _timed(device, sam.image_encoder, pixels)
             encoder_times.append(seconds)
         image_pe = sam.prompt_encoder.get_dense_pe()
         stage_times: dict[str, list[float]] = {"prompt": [], "decoder": [], "post": []}
         for index, box in enumerate(np.concatenate([boxes[:1], boxes])):  # the first pass warms up
             box_input = torch.as_tensor(transform.apply_boxes(box[None], (height, width)), device=device)
-            (sparse, dense), prompt_s = _timed(lambda: sam.prompt_encoder(None, box_input, None), device)
-            (low_res, _), decoder_s = _timed(
-                lambda: sam.mask_decoder(embedding, image_pe, sparse, dense, multimask_output=True), device
-            )
-            _, post_s = _timed(lambda: sam.postprocess_masks(low_res, input_size, (height, width)), device)
+            (sparse, dense), prompt_s = _timed(device, sam.prompt_encoder, None, box_input, None)
+            (low_res, _), decoder_s = _timed(device, sam.mask_decoder, embedding, image_pe, sparse, dense, True)
+            _, post_s = _timed(device, sam.postprocess_masks, low_res, input_size, (height, width))
             if index > 0:
                 for key, seconds in (("prompt", prompt_s), ("decoder", decoder_s), ("post", post_s)):
                     stage_times[key].append(seconds)

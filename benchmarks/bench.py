@@ -301,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny_sam only, 1 repeat (to test the script)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--sections", default="models,speedups,evaluate,playground,adaptation", help="comma-separated subset to run"
+    )
     args = parser.parse_args(argv)
     if args.gpu and not torch.cuda.is_available():
         print("--gpu: no CUDA device here", file=sys.stderr)

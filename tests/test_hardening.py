@@ -13,12 +13,14 @@ import warnings
 from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 import pytest
 
 MASK = np.zeros((16, 16), bool)
 MASK[4:10, 5:12] = True
 EMPTY = np.zeros((16, 16), bool)
 IMAGE = np.zeros((16, 16, 3), np.uint8)
+TABLE = pd.DataFrame({"model": ["m"], "case": ["c"], "mode": ["box"], "dice": [1.0], "iou": [1.0]})
 
 
 @lru_cache(maxsize=1)
@@ -180,6 +182,75 @@ BAD_INPUTS = [
         ["Unknown device"],
     ),
     ("held-out mode", "training", "evaluate_dice", (_tiny_sam, [_case]), {"prompt": "boxes"}, ValueError, ["box"]),
+    # evaluate
+    (
+        "evaluate unknown mode",
+        "evaluate",
+        "evaluate",
+        (None, [], ["boxx"]),
+        {},
+        ValueError,
+        ["Unknown mode", "choose from"],
+    ),
+    ("make_prompt everything", "evaluate", "make_prompt", (None, "everything"), {}, ValueError, ["not a prompt mode"]),
+    ("benchmark mode auto", "evaluate", "benchmark_cases", ("auto",), {}, ValueError, ["mode must be", "run.mode"]),
+    ("bootstrap n_boot 0", "evaluate", "bootstrap_ci", ([0.5],), {"n_boot": 0}, ValueError, ["n_boot"]),
+    ("summarize bad metric", "evaluate", "summarize", (TABLE,), {"metric": "accuracy"}, ValueError, ["Unknown metric"]),
+    (
+        "compare missing mode",
+        "evaluate",
+        "compare_modes",
+        (TABLE, "box", "points_5"),
+        {},
+        ValueError,
+        ["not in the table"],
+    ),
+    (
+        "summary_dict no model",
+        "evaluate",
+        "summary_dict",
+        (TABLE.drop(columns="model"),),
+        {},
+        ValueError,
+        ["Cannot group by"],
+    ),
+    ("failures without masks", "evaluate", "plot_failures", (TABLE, []), {}, ValueError, ["keep_masks"]),
+    # anatomy, sweeps, domain, volumetric
+    ("meta_sam unknown", "anatomy", "meta_sam", ("vit_x",), {}, ValueError, ["Unknown model name"]),
+    ("sweep unknown factor", "sweeps", "sweep", (None, "colour"), {}, ValueError, ["Unknown factor", "contrast"]),
+    ("sweep_case unknown", "sweeps", "sweep_case", ("colour", 0.5), {}, ValueError, ["Unknown factor"]),
+    (
+        "dice_3d shapes",
+        "volumetric",
+        "dice_3d",
+        (np.zeros((2, 3, 3), bool), np.zeros((2, 3, 4), bool)),
+        {},
+        ValueError,
+        ["voxel for voxel"],
+    ),
+    (
+        "hd95_3d 2-D spacing",
+        "volumetric",
+        "hd95_3d",
+        (np.zeros((2, 3, 3), bool),) * 2,
+        {"spacing": (1, 1)},
+        ValueError,
+        ["3 positive voxel sizes"],
+    ),
+    (
+        "volume_ml spacing",
+        "volumetric",
+        "volume_ml",
+        (np.zeros((2, 3, 3), bool),),
+        {"spacing": (1, -1, 1)},
+        ValueError,
+        ["spacing"],
+    ),
+    ("boundary_3d 2-D", "volumetric", "boundary_3d", (np.zeros((3, 3), bool),), {}, ValueError, ["3-D"]),
+    ("unknown volume", "volumetric", "load_structure", ("amygdala",), {}, ValueError, ["thalamus"]),
+    ("next box of nothing", "volumetric", "next_box", (np.zeros((4, 4), bool),), {}, ValueError, ["empty mask"]),
+    ("probe labels", "domain", "linear_probe", (np.zeros((4, 3)), np.zeros(5)), {}, ValueError, ["one label per row"]),
+    ("resize RGBA", "domain", "square_resize", (np.zeros((4, 4, 4), np.uint8), 8), {}, ValueError, ["alpha"]),
     # colab
     ("bad repo", "colab", "set_repo", ("not-a-repo",), {}, ValueError, ["owner/name"]),
 ]
@@ -276,6 +347,26 @@ EXEMPT = {
     "viz.contour_compare",
     "viz.overlay_grid",
     "images.rescale_to_uint8",
+    # figure and timing helpers fed by the course's own objects; their inputs are checked upstream
+    "anatomy.component_timing",
+    "anatomy.fourier_features",
+    "anatomy.mask_token_outputs",
+    "anatomy.plot_fourier_encoding",
+    "anatomy.plot_mask_tokens",
+    "anatomy.trace_shapes",
+    "domain.plot_projection",
+    "domain.medical_set",
+    "sweeps.curves",
+    "sweeps.pick_values",
+    "volumetric.crop_slab",
+    "volumetric.orthogonal_views",
+    "volumetric.plot_slice_profile",
+    "volumetric.report",
+    "volumetric.score",
+    "volumetric.slice_dice_profile",
+    "volumetric.slicewise_upper_bound",
+    "volumetric.walk_gallery",
+    "widgets.render_prompts",
 }
 
 

@@ -187,8 +187,8 @@ def test_click_widget_children_exist_with_stable_classes(playground):
     picture = _decode(canvas.picture)
     assert picture.shape == (448, 448, 3) and canvas.display_width == 448
     c = playground._controls
-    for key in ("case", "tool", "x", "y", "add_positive", "add_negative", "corner", "clear_box", "undo", "reset",
-                "box_text", "multimask", "choice", "status", "scores"):
+    expected = "case tool x y add_positive add_negative corner clear_box undo reset box_text multimask choice status"
+    for key in expected.split():
         assert key in c, key
     assert "sam-playground-status" in c["status"]._dom_classes
     assert "sam-playground-undo" in c["undo"]._dom_classes
@@ -256,6 +256,17 @@ def test_slider_frontend_needs_no_custom_widget(tiny, ct):
     c["case"].value = c["case"].options[0]  # one case: nothing changes
 
 
+def test_a_case_that_fails_to_load_shows_a_message_and_keeps_the_current_case(tiny, ct):
+    def offline_download():
+        raise OSError("no network: place the file by hand")
+
+    pg = PromptPlayground(tiny, ct, cases={"medsegbench": offline_download}, frontend="sliders")
+    pg.widget  # noqa: B018 - build it
+    pg._controls["case"].value = "medsegbench"
+    assert pg.case_name == ct.name and pg._controls["case"].value == ct.name
+    assert "OSError: no network" in pg.message and "no network" in pg._controls["message"].value
+
+
 def test_render_draws_prompts_where_they_are():
     image = np.full((50, 80, 3), 40, dtype=np.uint8)
     gt = np.zeros((50, 80), dtype=bool)
@@ -273,6 +284,68 @@ def test_render_draws_prompts_where_they_are():
     assert np.allclose(out[150, 300], 40)  # background untouched
     with pytest.raises(ValueError, match="scale"):
         render_prompts(image, scale=0)
+
+
+_FAKE_DOM = r"""
+import widget from "./canvas.mjs";
+class El {
+  constructor(tag) { this.tag = tag; this.style = {}; this.children = []; this.listeners = {}; this.className = ""; }
+  append(...items) { this.children.push(...items); }
+  appendChild(item) { this.children.push(item); }
+  addEventListener(type, handler) { this.listeners[type] = handler; }
+  setPointerCapture() {}
+  getContext() { return { drawImage() {}, save() {}, restore() {}, strokeRect() {}, setLineDash() {} }; }
+  getBoundingClientRect() { return { left: 10, top: 20, width: 362, height: 434 }; }  // shown at 2x
+}
+globalThis.document = { createElement: (tag) => new El(tag) };
+globalThis.Image = class { constructor() { this.naturalWidth = 362; this.naturalHeight = 434; }
+  set src(value) { this.onload && this.onload(); } };
+const state = { picture: "", image_width: 181, image_height: 217, display_width: 362, tool: "positive",
+                click: {}, drag_box: {}, status: "Dice 0.500 · area 12 px" };
+let saves = 0;
+const model = { get: (k) => state[k], set: (k, v) => { state[k] = v; }, save_changes: () => { saves += 1; },
+                on() {}, off() {} };
+const el = new El("div");
+widget.render({ model, el });
+const [canvas, readout] = el.children[0].children;
+const press = (x, y, extra = {}) =>
+  canvas.listeners.pointerdown({ clientX: x, clientY: y, button: 0, pointerId: 1, ...extra });
+const release = (x, y) => canvas.listeners.pointerup({ clientX: x, clientY: y });
+const out = { classes: [canvas.className, readout.className], readout: readout.textContent, width: canvas.style.width };
+press(10 + 181, 20 + 100); release(10 + 181, 20 + 100);
+out.click = { ...state.click };
+press(10 + 50, 20 + 60, { shiftKey: true }); release(10 + 52, 20 + 61);  // a 2 px wobble is still a click
+out.shift_click = { ...state.click };
+press(10 + 40, 20 + 40);
+canvas.listeners.pointermove({ clientX: 10 + 100, clientY: 20 + 90 });
+release(10 + 200, 20 + 120);
+out.drag = { ...state.drag_box };
+out.saves = saves;
+console.log(JSON.stringify(out));
+"""
+
+
+def test_click_frontend_javascript_reports_image_pixels(tmp_path):
+    """Run the anywidget ESM in node against a fake DOM: clicks and drags become image-pixel traits."""
+    import json
+    import shutil
+    import subprocess
+
+    from utils.widgets import _CLICK_ESM
+
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    (tmp_path / "canvas.mjs").write_text(_CLICK_ESM)
+    (tmp_path / "test.mjs").write_text(_FAKE_DOM)
+    done = subprocess.run(["node", "test.mjs"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["classes"] == ["sam-playground-canvas", "sam-playground-readout"]
+    assert out["readout"] == "Dice 0.500 · area 12 px" and out["width"] == "362px"
+    assert out["click"] == {"x": 90, "y": 50, "positive": True, "seq": 1}  # 181/362 of 181 columns, 100/434 of 217 rows
+    assert out["shift_click"] == {"x": 25, "y": 30, "positive": False, "seq": 2}
+    assert out["drag"] == {"box": [20, 20, 100, 60], "seq": 1}
+    assert out["saves"] == 3
 
 
 def test_resolve_frontend(monkeypatch):
@@ -316,7 +389,7 @@ def test_litemedsam_box_on_the_largest_thalamus_slice(litemedsam, thalamus_large
     # Measured on slice 78 (of 181): single output 0.654, IoU head's pick 0.816, best of three 0.844.
     assert single > 0.6
     assert oracle >= 0.8
-    (x, y), _ = points_from_mask(case.mask)
+    ((x, y),), _ = points_from_mask(case.mask)
     start = time.perf_counter()
     pg.add_point(x, y)  # 5 further prompt edits...
     pg.add_point(x + 30, y, positive=False)
@@ -334,7 +407,7 @@ def test_litemedsam_box_on_the_largest_thalamus_slice(litemedsam, thalamus_large
 def test_litemedsam_points_alone_fail_where_the_box_works(litemedsam, thalamus_largest):
     """LiteMedSAM was trained with boxes only: one centre point finds (almost) nothing of the thalamus."""
     pg = PromptPlayground(litemedsam, thalamus_largest)
-    (x, y), _ = points_from_mask(thalamus_largest.mask)
+    ((x, y),), _ = points_from_mask(thalamus_largest.mask)
     pg.add_point(x, y)
     point_dice = max(row["dice"] for row in pg.output_table())  # even the best of its three masks
     pg.reset()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,10 @@ import numpy as np
 from .images import to_rgb_uint8
 
 __all__ = [
+    "MEDMNIST_FLAGS",
     "NATURAL_PHOTOS",
+    "MedicalSet",
+    "medical_set",
     "gallery",
     "linear_probe",
     "natural_images",
@@ -155,6 +159,98 @@ def _as_image_list(images: Any) -> list[np.ndarray]:
     return images
 
 
+#: MedMNIST+ sets used in full mode: small at 224 px (tens to hundreds of MB) and three modalities.
+MEDMNIST_FLAGS: dict[str, str] = {"breastmnist": "ultrasound", "pneumoniamnist": "xray", "retinamnist": "fundus"}
+
+
+@dataclass
+class MedicalSet:
+    """Medical images for the domain-gap study.
+
+    ``images`` (N, size, size, 3) uint8; ``groups`` one modality/source label per image (for colours);
+    ``tasks`` maps a probe task's description to ``(indices into images, labels)``; ``note`` says
+    what the images are (and what stands in for what in offline mode).
+    """
+
+    images: np.ndarray
+    groups: list[str]
+    tasks: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    note: str = ""
+    sources: list[str] = field(default_factory=list)
+
+
+def medical_set(mode: str, n_per_group: int, seed: int = 0, size: int = 224) -> MedicalSet:
+    """The medical side of the domain-gap study for run mode ``mode``.
+
+    - ``full``: ``n_per_group`` test images of each MedMNIST+ set in :data:`MEDMNIST_FLAGS` at 224 px
+      (downloaded once, MD5-checked); one probe task per set on its own diagnostic labels. A set
+      that cannot be loaded is skipped with a warning.
+    - ``offline`` / ``smoke``: MedMNIST+ cannot be downloaded, so real MRI slices (Colin27 / MNI152,
+      up to ``n_per_group``; one in smoke) and ``n_per_group`` phantoms of each style (two styles in
+      smoke) stand in; the probe task is the phantom *style* — an easy task that checks the
+      mechanics, not a diagnosis.
+    Phantoms are added in every mode (``max(2, n_per_group // 25)`` per style in full mode).
+    """
+    from . import datasets, phantoms
+
+    if mode not in ("full", "offline", "smoke"):
+        raise ValueError(f"mode must be 'full', 'offline' or 'smoke' (run.mode); got {mode!r}.")
+    if isinstance(n_per_group, bool) or not isinstance(n_per_group, (int, np.integer)) or n_per_group < 2:
+        raise ValueError(
+            f"n_per_group must be an integer >= 2 (the probe needs 2 images per class); got {n_per_group!r}."
+        )
+    images: list[np.ndarray] = []
+    groups: list[str] = []
+    sources: list[str] = []
+    tasks: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if mode == "full":
+        for flag, modality in MEDMNIST_FLAGS.items():
+            try:
+                batch, labels, info = datasets.medmnist_images(flag, "test", size=224, n=n_per_group, seed=seed)
+            except (OSError, ValueError, RuntimeError) as problem:  # one failed download must not sink the others
+                warnings.warn(f"MedMNIST {flag} skipped: {problem}", stacklevel=2)
+                continue
+            start = len(images)
+            images += [square_resize(image, size) for image in batch]
+            groups += [f"{flag} ({modality})"] * len(batch)
+            sources += [info["source"]] * len(batch)
+            if labels.ndim == 1 and len(np.unique(labels)) >= 2:
+                names = info["label_names"]
+                task = f"{flag}: {' / '.join(names[k] for k in sorted(names))[:70]}"
+                tasks[task] = (np.arange(start, len(images)), labels)
+        n_phantoms, styles = max(2, n_per_group // 25), phantoms.STYLES
+        note = "MedMNIST+ test images (224 px) and phantoms; probes read each MedMNIST set's own labels."
+    else:
+        n_phantoms = n_per_group
+        styles = phantoms.STYLES if mode == "offline" else ("ultrasound", "fundus")
+        try:
+            real = datasets.offline_cases(n_per_structure=1)
+        except FileNotFoundError:  # no mricron-data: nilearn's MNI152 is always there
+            real = datasets.mni152_cases(("brain", "ventricles"), n_slices=2)
+        n_real = 1 if mode == "smoke" else n_per_group
+        real = real[:: max(1, len(real) // n_real)][:n_real]
+        images += [square_resize(case.image, size) for case in real]
+        groups += ["real MRI (Colin27/MNI152)"] * len(real)
+        sources += [case.source for case in real]
+        note = (
+            "Offline: MedMNIST+ is not available, so real MRI slices and phantoms stand in for it, and the linear "
+            "probe predicts the phantom STYLE (an easy task that tests the method, not a diagnosis)."
+        )
+    start = len(images)
+    style_labels = []
+    for style in styles:
+        for k in range(n_phantoms):
+            images.append(square_resize(phantoms.make_phantom(style, seed=seed + k).image, size))
+            groups.append(f"phantom {style}")
+            sources.append(phantoms.SOURCE)
+            style_labels.append(style)
+    if mode != "full":
+        tasks[f"phantom style ({len(styles)} classes)"] = (np.arange(start, len(images)), np.array(style_labels))
+    if not images:
+        raise ValueError("No medical images could be loaded.")
+    return MedicalSet(np.stack(images), groups, tasks, note, sources)
+
+
 # --------------------------------------------------------------------------------------------------
 # Embeddings
 # --------------------------------------------------------------------------------------------------
@@ -230,20 +326,19 @@ def _as_labels(labels: Any, n: int) -> np.ndarray:
 def project_2d(features: np.ndarray, method: str = "pca") -> tuple[np.ndarray, np.ndarray]:
     """Project features to 2-D: ``(coords (N, 2), explained variance ratio of the two axes)``.
 
-    Features are standardised (zero mean, unit variance per dimension) first, so no single
-    channel dominates. Only PCA is offered: UMAP/t-SNE are not installed and would need tuning.
+    Plain PCA: centre the features and keep the two directions of largest variance (what
+    exercise 04.pca_2d builds by hand with an SVD). Features are not rescaled, so channels keep
+    the weight the encoder gave them. Only PCA is offered: UMAP/t-SNE are not installed.
     """
     from sklearn.decomposition import PCA
-    from sklearn.preprocessing import StandardScaler
 
     if method != "pca":
         raise ValueError(f"method must be 'pca' (UMAP is not installed in this course); got {method!r}.")
     array = _as_features(features)
-    scaled = StandardScaler().fit_transform(array)
-    n_components = min(2, *scaled.shape)
-    pca = PCA(n_components=n_components, random_state=0)
-    coords = pca.fit_transform(scaled)
-    if n_components < 2:  # one feature (or two samples): pad a zero axis so callers can always plot
+    n_components = min(2, *array.shape)
+    pca = PCA(n_components=n_components, svd_solver="full")
+    coords = pca.fit_transform(array)
+    if n_components < 2:  # one feature: pad a zero axis so callers can always plot
         coords = np.column_stack([coords, np.zeros(len(coords))])
     ratio = np.zeros(2)
     ratio[:n_components] = pca.explained_variance_ratio_
@@ -251,21 +346,19 @@ def project_2d(features: np.ndarray, method: str = "pca") -> tuple[np.ndarray, n
 
 
 def separation(features: np.ndarray, groups: Sequence[Any]) -> float:
-    """Silhouette score of ``groups`` in standardised feature space (cosine distance), in [-1, 1].
+    """Silhouette score of ``groups`` in feature space (Euclidean distance), in [-1, 1].
 
     Near 1: each group is a tight cluster far from the others; near 0: groups overlap; below 0:
     points sit closer to another group than to their own.
     """
     from sklearn.metrics import silhouette_score
-    from sklearn.preprocessing import StandardScaler
 
     array = _as_features(features)
     labels = _as_labels(groups, len(array))
     n_groups = len(np.unique(labels))
     if not 2 <= n_groups <= len(array) - 1:
         raise ValueError(f"separation needs between 2 and n_samples - 1 groups; got {n_groups} for {len(array)} rows.")
-    scaled = StandardScaler().fit_transform(array)
-    return float(silhouette_score(scaled, labels, metric="cosine"))
+    return float(silhouette_score(array, labels, metric="euclidean"))
 
 
 def linear_probe(

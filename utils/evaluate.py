@@ -400,8 +400,15 @@ def _everything(generator: Any, predictor: Any, case: Any) -> _Answer:
     import torch
 
     generator.predictor = _SharedEmbedding(predictor, case.image)
-    with torch.inference_mode():
-        records = generator.generate(case.image)
+    try:
+        with torch.inference_mode():
+            records = generator.generate(case.image)
+    except IndexError:
+        # segment-anything 1.0 cannot merge crops when no crop kept a mask (box_area of an empty
+        # tensor): that outcome is "no mask", which is what we record.
+        if not generator.crop_n_layers:
+            raise
+        records = []
     height, width = case.mask.shape
     masks = np.stack([r["segmentation"] for r in records]) if records else np.zeros((0, height, width), bool)
     scores = np.array([r["predicted_iou"] for r in records], dtype=float)
@@ -637,7 +644,8 @@ def published_results(level: str | None = None) -> pd.DataFrame:
 
 
 def published_comparison(df: pd.DataFrame, modes: Sequence[str] | None = None) -> pd.DataFrame:
-    """Published headline numbers beside this table's means, one row per course mode.
+    """Published headline numbers beside this table's means, one row per course mode (by default the
+    modes with a published number).
 
     Published columns are ``"<source> · <model> · <metric>"`` (``(oracle)`` added for oracle picks);
     this run adds ``"<model> · iou"``, ``"<model> · iou (oracle)"`` and ``"<model> · dice"`` per model
@@ -657,7 +665,7 @@ def published_comparison(df: pd.DataFrame, modes: Sequence[str] | None = None) -
         ours[f"{model} · iou (oracle)"] = means["iou_oracle"]
         ours[f"{model} · dice"] = means["dice"]
     table = wide.join(pd.DataFrame(ours), how="outer")
-    order = [m for m in (modes or MODES) if m in table.index]
+    order = [m for m in (modes or MODES) if m in table.index and (modes is not None or m in wide.index)]
     table = table.loc[order]
     table.index.name = "mode"
     table.columns.name = None
@@ -858,9 +866,11 @@ def plot_failures(
     mode: str = "box",
     metric: str = "dice",
     model: str | None = None,
+    zoom: bool = True,
 ):
     """The ``n`` worst cases of ``mode`` by ``metric``: image, ground-truth outline, the reported mask
-    and the prompt (box or points). Needs ``evaluate(..., keep_masks=True)``."""
+    and the prompt (box or points). ``zoom`` crops each view to the target, mask and prompt (plus a
+    margin) so that small structures stay visible. Needs ``evaluate(..., keep_masks=True)``."""
     import matplotlib.pyplot as plt
 
     from .viz import add_legend, show_case
@@ -883,6 +893,25 @@ def plot_failures(
         show_case(case, ax=ax, pred=row["mask"], box=row["prompt_box"], points=points, legend=False,
                   title=f"{row['case']}\n{row['model']} · {mode}", dice=row["dice"])  # fmt: skip
         ax.title.set_fontsize(8)
+        if zoom:
+            _zoom_to(ax, case.mask | row["mask"], row["prompt_box"], row["prompt_points"])
     entries = ["ground_truth", "prediction", "box" if rows["prompt_box"].notna().any() else "positive"]
     add_legend(fig, entries)
     return fig
+
+
+def _zoom_to(ax: Any, region: np.ndarray, box: Any, points: Any, margin: float = 0.35, minimum: int = 32) -> None:
+    """Limit ``ax`` to the bounding box of ``region``, ``box`` and ``points``, grown by ``margin`` of its size."""
+    rows, cols = np.nonzero(region)
+    xs, ys = list(cols), list(rows)
+    if box is not None:
+        xs += [box[0], box[2]]
+        ys += [box[1], box[3]]
+    for x, y in points or ():
+        xs.append(x)
+        ys.append(y)
+    height, width = region.shape
+    half = max(max(xs) - min(xs), max(ys) - min(ys), minimum) * (0.5 + margin)
+    cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
+    ax.set_xlim(max(cx - half, -0.5), min(cx + half, width - 0.5))
+    ax.set_ylim(min(cy + half, height - 0.5), max(cy - half, -0.5))

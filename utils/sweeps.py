@@ -33,9 +33,11 @@ __all__ = [
     "TAXONOMY",
     "Sweep",
     "curves",
+    "describe_sweeps",
     "easiest_hardest",
     "plot_curves",
     "plot_easiest_hardest",
+    "pick_values",
     "sweep",
     "sweep_case",
     "sweep_cases",
@@ -48,8 +50,17 @@ def _same(value: Any) -> Any:
     return value
 
 
-def _window_at_liver_level(width: float) -> tuple[float, float]:
-    return (40.0, float(width))
+def _window_of_width_400(level: float) -> tuple[float, float]:
+    return (float(level), 400.0)
+
+
+#: Area of the ring lesion's outer disc (fraction of the image), the same for every hole size.
+RING_DISC_AREA = 0.025
+
+
+def _ring_outer_disc_fixed(hole: float) -> dict[str, Any]:
+    # the phantom's target_area is the annulus itself: shrink it with the hole so the disc stays put
+    return {"target_area": RING_DISC_AREA * (1.0 - float(hole))}
 
 
 @dataclass(frozen=True)
@@ -58,8 +69,9 @@ class Sweep:
 
     ``harder`` says which end of the axis is the harder one (``"lower"`` or ``"higher"``), so that a
     curve can be read as "Dice as the factor gets harder". ``to_knob`` turns an axis value into the
-    knob's value (e.g. a CT window width into ``(level, width)``); ``fixed`` holds other knobs that
-    stay constant; ``instance`` makes the target one nucleus (microscopy) instead of all of them.
+    knob's value (e.g. a CT window level into ``(level, width)``); ``coupled`` returns other knobs
+    that must move with the value to keep the rest of the picture fixed (the ring's outer disc);
+    ``instance`` makes the target one nucleus (microscopy) instead of all of them.
     """
 
     style: str
@@ -69,9 +81,8 @@ class Sweep:
     harder: str
     what: str
     to_knob: Callable[[Any], Any] = _same
-    fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    coupled: Callable[[Any], dict[str, Any]] | None = None
     instance: bool = False
-    smoke_values: tuple[Any, ...] = ()
 
     def knob_value(self, value: Any) -> Any:
         return self.to_knob(value)
@@ -80,42 +91,70 @@ class Sweep:
 #: The factors of notebook 04, in the order it shows them. Values are sorted along the axis.
 SWEEPS: dict[str, Sweep] = {
     "contrast": Sweep(
-        "mri", "contrast", (0.0, 0.05, 0.1, 0.25, 0.5, 1.0), "lesion contrast (0 = same as tissue)", "lower",
-        "a FLAIR-like white-matter lesion fades into the white matter", smoke_values=(0.05, 1.0),
+        style="mri", knob="contrast", values=(0.0, 0.05, 0.1, 0.25, 0.5, 1.0), harder="lower",
+        label="lesion contrast (0 = same as tissue)",
+        what="a FLAIR-like white-matter lesion fades into the white matter",
     ),
     "noise": Sweep(
-        "ultrasound", "noise", (0.0, 1.0, 2.0, 4.0, 8.0), "speckle strength (x typical)", "higher",
-        "Rayleigh speckle on a hypoechoic breast-like lesion", smoke_values=(0.0, 8.0),
+        style="ultrasound", knob="noise", values=(0.0, 1.0, 2.0, 4.0, 8.0), harder="higher",
+        label="speckle strength (x typical)",
+        what="Rayleigh speckle over a hypoechoic lesion",
     ),
     "blur": Sweep(
-        "ct", "blur", (0.0, 2.0, 4.0, 8.0, 12.0), "boundary blur sigma (px)", "higher",
-        "a liver lesion whose edge is smeared (the mask stays sharp)",
+        style="ct", knob="blur", values=(0.0, 2.0, 4.0, 8.0, 12.0), harder="higher",
+        label="boundary blur sigma (px)",
+        what="a liver lesion whose edge is smeared (the mask stays sharp)",
     ),
     "target_size": Sweep(
-        "xray", "target_area", (0.0005, 0.001, 0.003, 0.01, 0.03), "target area (fraction of image)", "lower",
-        "a lung nodule from a few pixels to a large mass",
+        style="mri", knob="target_area", values=(0.0005, 0.001, 0.003, 0.01, 0.03), harder="lower",
+        label="target area (fraction of image)",
+        what="a white-matter lesion from a few pixels (6 px across) to a large plaque",
     ),
     "thin_structures": Sweep(
-        "fundus", "thickness", (1.0, 2.0, 4.0, 8.0), "widest vessel (px)", "lower",
-        "the retinal vessel tree; one box around the whole tree",
+        style="fundus", knob="thickness", values=(1.0, 2.0, 4.0, 8.0), harder="lower",
+        label="widest vessel (px)",
+        what="the retinal vessel tree, one box around the whole tree",
     ),
     "ring": Sweep(
-        "mri", "ring", (0.0, 0.3, 0.5, 0.7, 0.9), "hole fraction of a ring-shaped lesion", "higher",
-        "a ring-enhancing lesion whose centre is not target",
+        style="mri", knob="ring", values=(0.0, 0.3, 0.5, 0.7, 0.9), harder="higher",
+        label="hole fraction of a ring-shaped lesion", coupled=_ring_outer_disc_fixed,
+        what="a ring-shaped lesion (same outer disc) whose hole is not target",
     ),
     "touching": Sweep(
-        "microscopy", "n_instances", (5, 15, 30, 60, 120), "nuclei in the image", "higher",
-        "one nucleus (box around it) among touching neighbours", instance=True,
+        style="microscopy", knob="n_instances", values=(5, 15, 30, 60, 120), harder="higher",
+        label="nuclei in the image", instance=True,
+        what="one nucleus (box around it) among touching neighbours; more nuclei are also smaller",
     ),
     "distractors": Sweep(
-        "dermoscopy", "distractors", (0, 2, 5, 10, 20), "look-alike blobs", "higher",
-        "a pigmented lesion among look-alike spots outside the mask",
+        style="dermoscopy", knob="distractors", values=(0, 2, 5, 10, 20), harder="higher",
+        label="look-alike blobs",
+        what="a pigmented lesion among look-alike spots outside the mask",
     ),
     "ct_window": Sweep(
-        "ct", "window", (80.0, 150.0, 400.0, 1000.0, 2000.0, 4000.0), "CT window width (HU), level 40", "higher",
-        "the same HU image shown through narrower or wider windows", to_knob=_window_at_liver_level,
+        style="ct", knob="window", values=(40.0, 200.0, 250.0, 275.0, 300.0, 400.0), harder="higher",
+        label="CT window level (HU), width 400", to_knob=_window_of_width_400,
+        what="the same HU image through a 400-HU window moved up from soft tissue (liver ~95 HU)",
     ),
-}
+}  # fmt: skip
+
+
+def pick_values(factor: str, mode: str) -> tuple[Any, ...]:
+    """The values a run mode sweeps: all of them, or only the two ends of the axis in ``smoke`` mode."""
+    spec = _spec(factor)
+    if mode not in ("full", "offline", "smoke"):
+        raise ValueError(f"mode must be 'full', 'offline' or 'smoke' (run.mode); got {mode!r}.")
+    return (spec.values[0], spec.values[-1]) if mode == "smoke" else spec.values
+
+
+def describe_sweeps(factors: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per factor: phantom style, knob, values, which end is harder, and what the sweep shows."""
+    rows = []
+    for factor in factors or SWEEPS:
+        spec = _spec(factor)
+        values = ", ".join(_value_label(v) for v in spec.values)
+        rows.append({"factor": factor, "style": spec.style, "knob": spec.knob, "values": values,
+                     "harder": spec.harder, "what it shows": spec.what})  # fmt: skip
+    return pd.DataFrame(rows).set_index("factor")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -150,16 +189,19 @@ def _value_label(value: Any) -> str:
 def sweep_case(factor: str, value: Any, seed: int = 0, size: int = 256) -> Any:
     """The phantom of ``factor`` at ``value`` (a :class:`~utils.datasets.Case` with a unique name).
 
-    ``meta["sweep"]`` records ``factor``, ``value``, ``knob`` and ``knob_value``. Deterministic:
-    the same arguments give the same arrays (so a table row can be redrawn later).
+    ``meta["sweep"]`` records ``factor``, ``value``, ``knob``, ``knob_value`` and ``coupled`` (other
+    knobs moved with it). Deterministic: the same arguments give the same arrays (so a table row can
+    be redrawn later).
     """
     from .phantoms import make_phantom
 
     spec = _spec(factor)
     knob_value = spec.knob_value(value)
-    case = make_phantom(spec.style, seed=seed, size=size, **{spec.knob: knob_value}, **dict(spec.fixed))
+    others = spec.coupled(value) if spec.coupled is not None else {}
+    case = make_phantom(spec.style, seed=seed, size=size, **{spec.knob: knob_value}, **others)
     mask = _central_instance(case.meta["instances"]) if spec.instance else case.mask
-    meta = {**case.meta, "sweep": {"factor": factor, "value": value, "knob": spec.knob, "knob_value": knob_value}}
+    sweep_meta = {"factor": factor, "value": value, "knob": spec.knob, "knob_value": knob_value, "coupled": others}
+    meta = {**case.meta, "sweep": sweep_meta}
     name = f"{factor}={_value_label(value)}_{spec.style}_seed{seed}"
     return dataclasses.replace(case, mask=mask, name=name, meta=meta)
 
@@ -247,6 +289,7 @@ def curves(df: pd.DataFrame, metric: str = "dice", n_boot: int = 1000, seed: int
 
     ``dice_ci`` is the percentile-bootstrap 95% CI over the seeds at each value
     (:func:`utils.evaluate.summarize`); with one seed it has zero width. Keys follow ``metric``.
+    Numeric values are listed in increasing order whatever order they were swept in.
     """
     from .evaluate import summarize
 
@@ -256,6 +299,10 @@ def curves(df: pd.DataFrame, metric: str = "dice", n_boot: int = 1000, seed: int
         spec = _spec(factor)
         table = summarize(rows, by="value_index", metric=metric, n_boot=n_boot, seed=seed).sort_index()
         first = rows.drop_duplicates("value_index").set_index("value_index").loc[table.index]
+        positions, numeric = _axis_positions(list(first["value"]))
+        if numeric:  # along the axis, so that "harder" reads from one end to the other
+            order = np.argsort(positions, kind="stable")
+            table, first = table.iloc[order], first.iloc[order]
         out[str(factor)] = {
             "values": [_jsonable_value(v) for v in first["value"]],
             "value_labels": list(first["value_label"]),
@@ -398,7 +445,12 @@ def taxonomy_table(curve_dict: Mapping[str, Mapping[str, Any]] | None = None) ->
     Dice at the easy and hard end of each factor's sweep."""
     rows = []
     for failure, (factor, why, remedy) in TAXONOMY.items():
-        row = {"failure": failure, "sweep": factor or "-", "why SAM struggles": why, "what addresses it (notebook)": remedy}
+        row = {
+            "failure": failure,
+            "sweep": factor or "-",
+            "why SAM struggles": why,
+            "what addresses it (notebook)": remedy,
+        }
         if curve_dict is not None:
             measured = trend(curve_dict[factor]) if factor in curve_dict else None
             row["Dice easy -> hard"] = (

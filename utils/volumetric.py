@@ -31,6 +31,7 @@ reason              fires when
 ``overlap_jump``    Dice between this mask and the previous slice's is below ``min_overlap``: the
                     mask moved (adjacent slices of one structure overlap strongly)
 ``max_slices``      ``max_slices`` slices were added in this direction (a budget, not anatomy)
+``range_end``       the next slice lies outside ``limits`` (first, last slice), when the user gave them
 ``volume_edge``     there is no next slice
 ==================  ==========================================================================
 
@@ -51,7 +52,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -62,28 +63,36 @@ from scipy import ndimage
 from .images import rescale_to_uint8
 from .prompts import box_from_mask
 
+if TYPE_CHECKING:  # only for the annotation: datasets is imported where it is used
+    from .datasets import Case
+
 __all__ = [
     "DIRECTIONS",
     "STOP_REASONS",
     "CachedPredictor",
     "StopRule",
+    "Structure",
     "VolumeResult",
     "boundary_3d",
     "crop_slab",
     "dice_3d",
     "hd95_3d",
+    "load_structure",
     "next_box",
     "normalise_slices",
     "orthogonal_views",
     "plot_slice_profile",
     "propagate",
+    "report",
+    "score",
     "slice_dice_profile",
     "slicewise_upper_bound",
     "volume_ml",
+    "walk_gallery",
 ]
 
 DIRECTIONS = ("down", "up")
-STOP_REASONS = ("vanished", "low_score", "area_jump", "overlap_jump", "max_slices", "volume_edge")
+STOP_REASONS = ("vanished", "low_score", "area_jump", "overlap_jump", "max_slices", "range_end", "volume_edge")
 
 
 # ------------------------------------------------------------------------------------------ input checks
@@ -136,10 +145,87 @@ def _check_spacing_3d(spacing: Sequence[float]) -> tuple[float, float, float]:
     return float(values[0]), float(values[1]), float(values[2])
 
 
+def _is_count(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
+
+
 def _check_slice(index: Any, n_slices: int, name: str = "start_slice") -> int:
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < n_slices:
         raise ValueError(f"{name} must be a slice index in 0..{n_slices - 1}; got {index!r}.")
     return int(index)
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+@dataclass
+class Structure:
+    """One structure in one volume: ``volume`` (S, H, W) uint8, ``mask`` (S, H, W) bool, ``spacing`` (slice,
+    row, col) in mm, a ``source`` line for figures, the slicing ``axis`` and ``offset``: the index of slice 0
+    in the full volume (non-zero after :meth:`slab`)."""
+
+    name: str
+    volume: np.ndarray
+    mask: np.ndarray
+    spacing: tuple[float, float, float]
+    source: str
+    axis: str = "axial"
+    offset: int = 0
+
+    @property
+    def extent(self) -> tuple[int, int]:
+        """First and last slice that hold the structure."""
+        present = np.flatnonzero(self.mask.reshape(self.mask.shape[0], -1).any(axis=1))
+        if present.size == 0:
+            raise ValueError(f"{self.name}: the mask is empty in every slice.")
+        return int(present[0]), int(present[-1])
+
+    @property
+    def middle(self) -> int:
+        """The middle slice of the structure's extent: where the user draws the one box."""
+        first, last = self.extent
+        return (first + last) // 2
+
+    def slab(self, half_width: int) -> Structure:
+        """The slices ``middle - half_width .. middle + half_width`` only (a quick run on a short stack)."""
+        volume, mask, _ = crop_slab(self.volume, self.mask, self.middle, half_width)
+        low = max(self.middle - int(half_width), 0)
+        return Structure(self.name, volume, mask, self.spacing, self.source, self.axis, self.offset + low)
+
+    def middle_case(self) -> Case:
+        """The middle slice as a :class:`utils.datasets.Case` (for :mod:`utils.viz`)."""
+        from .datasets import Case
+
+        k = self.middle
+        return Case(
+            image=self.volume[k],
+            mask=self.mask[k],
+            name=f"{self.name} · slice {self.offset + k}",
+            modality="MRI T1",
+            spacing=self.spacing[1:],
+            source=self.source,
+        )
+
+
+def load_structure(name: str, hemisphere: str = "left", axis: str = "axial") -> Structure:
+    """A structure from the offline real scans: Colin27 + AAL (thalamus, caudate, putamen, hippocampus,
+    brain; ``hemisphere`` left/right/both) or the MNI152 template (ventricles, gm, wm).
+
+    Raises ``FileNotFoundError`` (with the install command) when the Colin27 files are missing.
+    """
+    from . import datasets
+
+    if name in datasets.COLIN27_STRUCTURES:
+        volume, mask, spacing = datasets.colin27_volume(name, hemisphere, axis)
+        side = "" if name == "brain" else f"{hemisphere} "
+        source = f"Colin27 + AAL ({side}{name})"
+    elif name in datasets.MNI152_STRUCTURES:
+        volume, mask, spacing = datasets.mni152_volume(name, axis)
+        source = f"MNI152 2009a ({name}{', derived mask' if name == 'ventricles' else ''})"
+    else:
+        known = sorted({*datasets.COLIN27_STRUCTURES, *datasets.MNI152_STRUCTURES})
+        raise ValueError(f"Unknown structure {name!r}; choose one of: {', '.join(known)}.")
+    return Structure(name, volume, mask, tuple(float(s) for s in spacing), source, axis)
 
 
 # ------------------------------------------------------------------------------------------ embedding cache
@@ -193,7 +279,9 @@ class CachedPredictor:
             return
         self.predictor.set_image(image, image_format)
         self.misses += 1
-        self._store[key] = {name: getattr(self.predictor, name) for name in _PREDICTOR_STATE if hasattr(self.predictor, name)}
+        self._store[key] = {
+            name: getattr(self.predictor, name) for name in _PREDICTOR_STATE if hasattr(self.predictor, name)
+        }
         while len(self._store) > self.max_items:
             self._store.popitem(last=False)
 
@@ -238,18 +326,17 @@ class StopRule:
     max_slices: int | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.min_area, bool) or not isinstance(self.min_area, (int, np.integer)) or self.min_area < 1:
+        if not _is_count(self.min_area) or self.min_area < 1:
             raise ValueError(f"min_area must be a positive number of pixels; got {self.min_area!r}.")
         if self.min_score is not None and not 0.0 <= float(self.min_score) <= 1.0:
             raise ValueError(f"min_score must be in [0, 1] (the model's IoU estimate) or None; got {self.min_score!r}.")
         if self.max_area_ratio is not None and not float(self.max_area_ratio) > 1.0:
-            raise ValueError(f"max_area_ratio must be > 1 (e.g. 2.0: area may halve or double) or None; "
-                             f"got {self.max_area_ratio!r}.")
+            raise ValueError(
+                f"max_area_ratio must be > 1 (e.g. 2.0: area may halve or double) or None; got {self.max_area_ratio!r}."
+            )
         if self.min_overlap is not None and not 0.0 <= float(self.min_overlap) <= 1.0:
             raise ValueError(f"min_overlap must be a Dice in [0, 1] or None; got {self.min_overlap!r}.")
-        if self.max_slices is not None and (
-            isinstance(self.max_slices, bool) or not isinstance(self.max_slices, (int, np.integer)) or self.max_slices < 0
-        ):
+        if self.max_slices is not None and not _is_count(self.max_slices):
             raise ValueError(f"max_slices must be a whole number >= 0 or None; got {self.max_slices!r}.")
 
     def check(self, mask: np.ndarray, previous: np.ndarray, score: float | None = None) -> str | None:
@@ -274,13 +361,16 @@ class VolumeResult:
 
     ``masks`` (S, H, W) bool; ``scores`` (S,) the model's IoU estimate per slice (NaN where no mask was
     kept); ``boxes`` slice → the box prompt used there; ``stopped`` direction → stop reason (empty for
-    the upper bound); ``start_slice`` the prompted slice (None for the upper bound).
+    the upper bound); ``stop_details`` direction → what the stop rule saw where it stopped (``slice``,
+    and for a rejected mask its ``area``, ``previous_area``, ``overlap`` (Dice with the previous mask)
+    and ``score``); ``start_slice`` the prompted slice (None for the upper bound).
     """
 
     masks: np.ndarray
     scores: np.ndarray
     boxes: dict[int, np.ndarray] = field(default_factory=dict)
     stopped: dict[str, str] = field(default_factory=dict)
+    stop_details: dict[str, dict[str, float]] = field(default_factory=dict)
     start_slice: int | None = None
 
     @property
@@ -332,7 +422,8 @@ def propagate(
     start_slice: int,
     start_box: Sequence[float],
     rule: StopRule | None = None,
-    box_margin: float = 2.0,
+    box_margin: float = 3.0,
+    limits: tuple[int, int] | None = None,
     directions: Iterable[str] = DIRECTIONS,
     progress: bool = True,
 ) -> VolumeResult:
@@ -340,20 +431,28 @@ def propagate(
 
     On each next slice the box is :func:`next_box` of the previous slice's mask (grown by ``box_margin``
     pixels); the model predicts one mask (``multimask_output=False``); :meth:`StopRule.check` decides
-    whether to keep it and go on or to stop that direction (the offending mask is discarded). The start
-    slice is encoded once and shared by both directions; each other slice is encoded at most once
-    (wrap the predictor in :class:`CachedPredictor` to share slices with other runs). If the start
-    mask itself has vanished (< ``rule.min_area`` pixels) nothing is propagated and both directions
-    report ``"vanished"``.
+    whether to keep it and go on or to stop that direction (the offending mask is discarded).
+    ``limits=(first, last)`` keeps the walk inside those slices (inclusive), as when a user marks where
+    the structure starts and ends (MedSAM's 3-D box prompt holds such a slice range). The start slice is
+    encoded once and shared by both directions; every other slice at most once (wrap the predictor in
+    :class:`CachedPredictor` to share slices with other runs). If the start mask itself has vanished
+    (< ``rule.min_area`` pixels) nothing is propagated and both directions report ``"vanished"``.
     """
     volume = _check_volume(volume)
     rule = rule or StopRule()
-    start = _check_slice(start_slice, volume.shape[0])
+    n_slices = volume.shape[0]
+    start = _check_slice(start_slice, n_slices)
     directions = tuple(directions)
     unknown = [d for d in directions if d not in DIRECTIONS]
     if unknown or not directions:
         raise ValueError(f"directions must be a non-empty subset of {DIRECTIONS}; got {directions!r}.")
-    n_slices = volume.shape[0]
+    first, last = 0, n_slices - 1
+    if limits is not None:
+        if len(limits) != 2:
+            raise ValueError(f"limits must be (first, last) slice indices; got {limits!r}.")
+        first, last = (_check_slice(k, n_slices, name="limits") for k in limits)
+        if not first <= start <= last:
+            raise ValueError(f"limits {limits!r} must contain start_slice {start} (first <= start <= last).")
     result = VolumeResult(
         masks=np.zeros(volume.shape[:3], dtype=bool), scores=np.full(n_slices, np.nan), start_slice=start
     )
@@ -361,31 +460,43 @@ def propagate(
     mask, score = _predict_box(predictor, volume[start], box)
     result.boxes[start] = box
     if np.count_nonzero(mask) < rule.min_area:
+        details = {"slice": start, "area": int(np.count_nonzero(mask)), "score": score}
         result.stopped = dict.fromkeys(directions, "vanished")
+        result.stop_details = {d: dict(details) for d in directions}
         return result
     result.masks[start], result.scores[start] = mask, score
     steps = {"down": -1, "up": 1}
-    budget = {d: (start if d == "down" else n_slices - 1 - start) for d in directions}
-    if rule.max_slices is not None:
-        budget = {d: min(n, rule.max_slices) for d, n in budget.items()}
+    room = {"down": start - first, "up": last - start}
+    budget = {d: room[d] if rule.max_slices is None else min(room[d], rule.max_slices) for d in directions}
     with _progress(1 + sum(budget.values()), "propagating", progress) as bar:
         bar.update(1)
         for direction in directions:
             previous, k, added = mask, start + steps[direction], 0
             while True:
+                reason = None
                 if not 0 <= k < n_slices:
-                    result.stopped[direction] = "volume_edge"
-                    break
-                if rule.max_slices is not None and added >= rule.max_slices:
-                    result.stopped[direction] = "max_slices"
+                    reason = "volume_edge"
+                elif not first <= k <= last:
+                    reason = "range_end"
+                elif rule.max_slices is not None and added >= rule.max_slices:
+                    reason = "max_slices"
+                if reason is not None:
+                    result.stopped[direction], result.stop_details[direction] = reason, {"slice": k}
                     break
                 box = next_box(previous, box_margin)
                 candidate, score = _predict_box(predictor, volume[k], box)
                 bar.update(1)
-                reason = rule.check(candidate, previous, score)
                 result.boxes[k] = box
+                reason = rule.check(candidate, previous, score)
                 if reason is not None:
                     result.stopped[direction] = reason
+                    result.stop_details[direction] = {
+                        "slice": k,
+                        "area": int(np.count_nonzero(candidate)),
+                        "previous_area": int(np.count_nonzero(previous)),
+                        "overlap": _dice(candidate, previous),
+                        "score": score,
+                    }
                     break
                 result.masks[k], result.scores[k] = candidate, score
                 previous, k, added = candidate, k + steps[direction], added + 1
@@ -421,9 +532,7 @@ def slicewise_upper_bound(
     return result
 
 
-def crop_slab(
-    volume: np.ndarray, mask: np.ndarray, center: int, half_width: int
-) -> tuple[np.ndarray, np.ndarray, int]:
+def crop_slab(volume: np.ndarray, mask: np.ndarray, center: int, half_width: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Slices ``center - half_width .. center + half_width`` (clipped to the volume) of a volume and its mask.
 
     Returns ``(volume_slab, mask_slab, center_in_slab)``: a short stack for quick runs, where the
@@ -441,14 +550,18 @@ def crop_slab(
 # ------------------------------------------------------------------------------------------ intensities
 
 
-def normalise_slices(volume: np.ndarray, percentiles: tuple[float, float] = (1.0, 99.0)) -> np.ndarray:
+def normalise_slices(
+    volume: np.ndarray, percentiles: tuple[float, float] = (1.0, 99.0), foreground: bool = True
+) -> np.ndarray:
     """Window every slice on its own: slice ``k`` maps its own ``percentiles`` to 0 and 255.
 
-    The alternative to one window for the whole volume (what :mod:`utils.datasets` does). Per-slice
-    windows adapt to each slice's content, so the same tissue can get a different grey level on
-    neighbouring slices. Works on raw intensities (any numeric dtype) or on an already windowed uint8
-    volume; on the latter it can only re-stretch what the first window kept (clipped values stay
-    clipped, and stretching 256 grey levels leaves gaps between them).
+    The alternative to one window for the whole volume (what :mod:`utils.datasets` does). With
+    ``foreground=True`` the percentiles are taken over the pixels brighter than the slice's darkest
+    value (the head, not the air around it), so a slice with little tissue is not windowed by its
+    background. Per-slice windows adapt to each slice's content, so the same tissue can get a different
+    grey level on neighbouring slices. Works on raw intensities (any numeric dtype) or on an already
+    windowed uint8 volume; on the latter it can only re-stretch what the first window kept (clipped
+    values stay clipped, and stretching 256 grey levels leaves gaps between them).
     """
     array = np.asarray(volume)
     if array.ndim != 3:
@@ -456,7 +569,14 @@ def normalise_slices(volume: np.ndarray, percentiles: tuple[float, float] = (1.0
     low, high = (float(p) for p in percentiles)
     if not 0.0 <= low < high <= 100.0:
         raise ValueError(f"percentiles must be (low, high) with 0 <= low < high <= 100; got {percentiles!r}.")
-    return np.stack([rescale_to_uint8(image, percentiles=(low, high)) for image in array])
+    slices = []
+    for image in array:
+        values = image[image > image.min()] if foreground else image.ravel()
+        if values.size == 0:  # a uniform slice: nothing to window
+            values = image.ravel()
+        lo, hi = np.percentile(values.astype(np.float64), (low, high))
+        slices.append(rescale_to_uint8(image, low=float(lo), high=float(hi)))
+    return np.stack(slices)
 
 
 # ------------------------------------------------------------------------------------------ 3-D metrics
@@ -518,8 +638,7 @@ def hd95_3d(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] = (1.0, 1
         present = np.flatnonzero(union.any(axis=other))
         window.append(slice(max(present[0] - 1, 0), min(present[-1] + 2, union.shape[axis])))
     pred, gt = pred[tuple(window)], gt[tuple(window)]
-    surface_pred = pred & ~ndimage.binary_erosion(pred)
-    surface_gt = gt & ~ndimage.binary_erosion(gt)
+    surface_pred, surface_gt = boundary_3d(pred), boundary_3d(gt)
     to_gt = ndimage.distance_transform_edt(~surface_gt, sampling=spacing)[surface_pred]
     to_pred = ndimage.distance_transform_edt(~surface_pred, sampling=spacing)[surface_gt]
     return float(max(np.percentile(to_gt, 95), np.percentile(to_pred, 95)))
@@ -539,6 +658,50 @@ def slice_dice_profile(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     total = np.count_nonzero(pred, axis=(1, 2)) + np.count_nonzero(gt, axis=(1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, 2.0 * both / np.maximum(total, 1), np.nan)
+
+
+def score(result: VolumeResult, mask: np.ndarray, spacing: Sequence[float]) -> dict[str, float]:
+    """A 3-D prediction's numbers: ``dice3d``, ``hd95_mm``, ``volume_ml`` (predicted), ``slices`` (with a mask)."""
+    return {
+        "dice3d": dice_3d(result.masks, mask),
+        "hd95_mm": hd95_3d(result.masks, mask, spacing),
+        "volume_ml": volume_ml(result.masks, spacing),
+        "slices": int(np.count_nonzero(result.masks.reshape(result.masks.shape[0], -1).any(axis=1))),
+    }
+
+
+def report(structure: Structure, results: dict[str, VolumeResult]) -> dict[str, Any]:
+    """One structure's numbers for a table and results.json.
+
+    ``results`` maps a method to its :class:`VolumeResult`: ``"propagation"`` and ``"upper_bound"`` are
+    required, ``"in_range"`` (propagation inside the user's slice range) is optional. Returns
+    ``<method>_dice3d`` for each, ``gap`` (upper bound − propagation Dice), ``hd95_mm`` and ``volume_ml``
+    per method (plus the ground truth's volume), ``slices_propagated``, ``stopped_because`` and
+    ``stop_slices`` per direction, ``overshoot_slices`` (slices the propagation filled outside the
+    structure's extent), and the structure's ``gt_slices`` and ``start_slice`` as indices of the full volume.
+    """
+    missing = {"propagation", "upper_bound"} - set(results)
+    if missing:
+        raise ValueError(f"results needs the methods {sorted(missing)}; got {sorted(results)}.")
+    first, last = structure.extent
+    scores = {method: score(result, structure.mask, structure.spacing) for method, result in results.items()}
+    propagation = results["propagation"]
+    filled = np.flatnonzero(propagation.masks.reshape(propagation.masks.shape[0], -1).any(axis=1))
+    numbers: dict[str, Any] = {f"{method}_dice3d": s["dice3d"] for method, s in scores.items()}
+    numbers["gap"] = numbers["upper_bound_dice3d"] - numbers["propagation_dice3d"]
+    if "in_range" in results:
+        numbers["in_range_gap"] = numbers["upper_bound_dice3d"] - numbers["in_range_dice3d"]
+    numbers["hd95_mm"] = {method: s["hd95_mm"] for method, s in scores.items()}
+    numbers["volume_ml"] = {"ground_truth": volume_ml(structure.mask, structure.spacing)}
+    numbers["volume_ml"].update({method: s["volume_ml"] for method, s in scores.items()})
+    numbers["slices_propagated"] = propagation.n_slices
+    numbers["stopped_because"] = dict(propagation.stopped)
+    numbers["stop_slices"] = {d: structure.offset + v["slice"] for d, v in propagation.stop_details.items()}
+    numbers["overshoot_slices"] = int(np.count_nonzero((filled < first) | (filled > last)))
+    numbers["gt_slices"] = [structure.offset + first, structure.offset + last]
+    numbers["start_slice"] = structure.offset + structure.middle
+    numbers["source"] = structure.source
+    return numbers
 
 
 # ------------------------------------------------------------------------------------------ figures
@@ -562,15 +725,23 @@ def plot_slice_profile(
         area_ax.tick_params(axis="y", colors="0.45")
         ax.set_zorder(area_ax.get_zorder() + 1)
         ax.patch.set_visible(False)  # let the shaded area show through
+    shown = []  # slice indices with something to draw, to zoom the x axis onto them
     for label, profile in profiles.items():
         profile = np.asarray(profile, dtype=float)
-        ax.plot(np.arange(profile.size), profile, marker=".", label=label)
+        ax.plot(np.arange(profile.size), profile, marker=".", markersize=4, label=label)
+        shown.append(np.flatnonzero(np.isfinite(profile)))
+    if gt is not None:
+        shown.append(np.flatnonzero(area))
     if start_slice is not None:
         ax.axvline(start_slice, color="0.3", linestyle="--", linewidth=1, label="prompted slice")
+        shown.append(np.array([start_slice]))
+    indices = np.concatenate(shown) if shown else np.zeros(0, dtype=int)
+    if indices.size:
+        ax.set_xlim(indices.min() - 3, indices.max() + 3)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("slice index")
     ax.set_ylabel("Dice on the slice")
-    ax.legend(fontsize=8, loc="lower center")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False)
     return ax
 
 
@@ -651,3 +822,61 @@ def _zoom_to(ax: Axes, footprint: np.ndarray, margin: int) -> None:
     height, width = footprint.shape
     ax.set_xlim(max(cols[0] - margin, 0) - 0.5, min(cols[-1] + margin, width - 1) + 0.5)
     ax.set_ylim(min(rows[-1] + margin, height - 1) + 0.5, max(rows[0] - margin, 0) - 0.5)
+
+
+def walk_gallery(
+    volume: np.ndarray,
+    gt: np.ndarray,
+    result: VolumeResult,
+    slices: Sequence[int] | None = None,
+    n: int = 6,
+    margin: int = 12,
+    size: float = 2.4,
+) -> Figure:
+    """A row of slices along a propagation, cropped around the structure, drawn with :func:`utils.viz.overlay_grid`.
+
+    Each panel shows the ground truth (gold outline), the kept prediction (blue) and the box prompt that
+    slice received (magenta), titled with the slice index and its Dice. ``slices`` defaults to ``n``
+    slices spread evenly over those where either mask is present, plus the slices where the walk
+    stopped (their box is drawn, their rejected mask is not).
+    """
+    from . import viz
+    from .datasets import Case
+    from .metrics import dice
+
+    volume = _check_volume(volume)
+    gt = _check_mask_volume(gt, volume.shape, name="gt")
+    grey = volume if volume.ndim == 3 else volume[..., 0]
+    union = gt | result.masks
+    if not union.any():
+        raise ValueError("walk_gallery: both the ground truth and the prediction are empty; nothing to show.")
+    if slices is None:
+        present = np.flatnonzero(union.reshape(union.shape[0], -1).any(axis=1))
+        picked = np.unique(np.linspace(present[0], present[-1], num=min(n, present.size)).round().astype(int))
+        stops = [d["slice"] for d in result.stop_details.values() if 0 <= d.get("slice", -1) < grey.shape[0]]
+        slices = sorted({*picked.tolist(), *[k for k in stops if k in result.boxes]})
+    rows = np.flatnonzero(union.any(axis=(0, 2)))
+    cols = np.flatnonzero(union.any(axis=(0, 1)))
+    r0, r1 = max(rows[0] - margin, 0), min(rows[-1] + margin + 1, grey.shape[1])
+    c0, c1 = max(cols[0] - margin, 0), min(cols[-1] + margin + 1, grey.shape[2])
+    cases, preds, titles = [], [], []
+    for k in slices:
+        k = _check_slice(k, grey.shape[0], name="slices")
+        cases.append(Case(image=grey[k, r0:r1, c0:c1], mask=gt[k, r0:r1, c0:c1], name=f"slice {k}", modality=""))
+        preds.append(result.masks[k, r0:r1, c0:c1])
+        stops = [reason for direction, reason in result.stopped.items() if result.stop_details[direction]["slice"] == k]
+        if stops:
+            note = f"stop: {stops[0]}"
+        elif not gt[k].any():
+            note = "outside the structure" if result.masks[k].any() else "both empty"
+        elif not result.masks[k].any():
+            note = "missed (Dice 0)"
+        else:
+            note = f"Dice {dice(result.masks[k], gt[k]):.2f}"
+        titles.append(f"slice {k}\n{note}")
+    fig = viz.overlay_grid(cases, preds=preds, ncols=len(cases), titles=titles, size=size)
+    for ax, k in zip(fig.axes, slices):
+        if k in result.boxes:
+            x0, y0, x1, y1 = result.boxes[k]
+            viz.show_box(ax, [x0 - c0, y0 - r0, x1 - c0, y1 - r0], linewidth=1.2)
+    return fig

@@ -9,9 +9,10 @@ controls:
 
 - ``"click"``: an `anywidget <https://anywidget.dev>`_ canvas. Click to add a point (the *tool*
   toggle says positive or negative; shift-click or right-click adds the other kind), drag to draw a
-  box. anywidget is an ordinary widget package: JupyterLab, Notebook 7 and VS Code load its
-  frontend from the Python package; Google Colab needs its custom widget manager, which anywidget
-  switches on itself but which is reported unreliable, so Colab gets ``"sliders"`` unless asked.
+  box. JupyterLab and Notebook 7 load anywidget's frontend from the installed Python package;
+  anywidget also targets VS Code (not tested here). Google Colab needs its custom widget manager,
+  which anywidget switches on itself but which is reported unreliable, so in Colab ``"auto"`` picks
+  ``"sliders"``.
 - ``"sliders"``: core ipywidgets only (Image, sliders, text, buttons), no custom frontend code, so
   it renders wherever ipywidgets do. Move the x/y sliders (arrow keys work once a slider has focus)
   to place a cross-hair, then press "+ point" or "− point"; type a box as ``x0, y0, x1, y1`` or
@@ -735,7 +736,7 @@ class PromptPlayground:
                 style={"button_width": "130px"},
             )
             c["tool"].observe(lambda change: setattr(self.canvas, "tool", change["new"]), names="value")
-            help_text = "Click: add a point · shift/right-click: the other kind · drag: box. No clicks? Use the sliders."
+            help_text = "Click: add a point · shift/right-click: the other kind · drag: a box · no clicks? the sliders"
         else:
             c["image"] = w.Image(format="jpeg")
             c["image"].add_class("sam-playground-image")
@@ -802,8 +803,14 @@ class PromptPlayground:
             try:
                 self.message = ""
                 action(*args)
-            except ValueError as exc:
-                self.message = str(exc)
+            except Exception as exc:  # e.g. a case loader that cannot download offline: say so in the widget
+                self.message = str(exc) if isinstance(exc, ValueError) else f"{exc.__class__.__name__}: {exc}"
+                if "case" in self._controls:  # the dropdown shows the case that is really loaded
+                    self._syncing = True
+                    try:
+                        self._controls["case"].value = self.case_name
+                    finally:
+                        self._syncing = False
             self._show_message()
 
         return handler

@@ -78,7 +78,10 @@ def _check_oracle_pick(answer, masks, scores, gt):
     oracle_ok = np.isclose(dices[oracle], dices.max())
     if head_ok and oracle_ok:
         agree = "agree" if np.isclose(dices[head], dices.max()) else "disagree"
-        return True, f"IoU head → mask {head} (Dice {dices[head]:.3f}), oracle → mask {oracle} (Dice {dices.max():.3f}): they {agree}"
+        return True, (
+            f"IoU head → mask {head} (Dice {dices[head]:.3f}), oracle → mask {oracle} (Dice {dices.max():.3f}): "
+            f"they {agree}"
+        )
     wrong = [name for name, ok in (("IoU-head index", head_ok), ("oracle index", oracle_ok)) if not ok]
     return False, f"check the {' and the '.join(wrong)}"
 
@@ -153,7 +156,8 @@ def _check_next_click(answer, pred, gt):
     # Deep enough: at least 80% of the deepest error pixel's depth (and of the right kind).
     kinds_ok = depths[positive].max() >= 0.8 * best
     if kinds_ok and depths[positive][y, x] >= 0.8 * best:
-        return True, f"a {'positive' if positive else 'negative'} click {depths[positive][y, x]:.1f} px deep (best {best:.1f})"
+        kind = "positive" if positive else "negative"
+        return True, f"a {kind} click {depths[positive][y, x]:.1f} px deep (the deepest error pixel: {best:.1f})"
     if not kinds_ok:
         return False, "the larger error is of the other kind: compare the deepest missed and spurious pixels"
     return False, f"inside the error but only {depths[positive][y, x]:.1f} px deep; the deepest is {best:.1f} px"

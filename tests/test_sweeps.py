@@ -1,0 +1,168 @@
+"""utils.sweeps: one factor at a time on phantoms, with a fake predictor so the tests stay fast."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from utils import phantoms, sweeps
+
+
+class BoxFiller:
+    """Predicts the prompt box filled in: Dice then depends only on how much of its box the target fills."""
+
+    name = "box_filler"
+
+    def __init__(self):
+        self.encoder_calls = 0
+
+    def set_image(self, image):
+        self.encoder_calls += 1
+        self.shape = image.shape[:2]
+
+    def predict(self, point_coords=None, point_labels=None, box=None, multimask_output=False):
+        x0, y0, x1, y1 = np.round(box).astype(int)
+        mask = np.zeros(self.shape, bool)
+        mask[y0 : y1 + 1, x0 : x1 + 1] = True
+        return mask[None], np.array([0.9]), None
+
+
+def test_every_sweep_moves_a_knob_its_style_honours_along_a_sorted_axis():
+    assert list(sweeps.SWEEPS)[0] == "contrast"
+    for factor, spec in sweeps.SWEEPS.items():
+        assert spec.knob in phantoms.default_knobs(spec.style), factor
+        assert spec.harder in ("lower", "higher"), factor
+        assert list(spec.values) == sorted(spec.values), f"{factor}: values must be in axis order"
+        assert sweeps.pick_values(factor, "offline") == spec.values
+        assert sweeps.pick_values(factor, "smoke") == (spec.values[0], spec.values[-1])
+        assert factor in {f for f, *_ in sweeps.TAXONOMY.values()}, f"{factor} is missing from the taxonomy"
+    table = sweeps.describe_sweeps()
+    assert list(table.index) == list(sweeps.SWEEPS) and table.loc["ct_window", "knob"] == "window"
+    with pytest.raises(ValueError, match="mode"):
+        sweeps.pick_values("contrast", "auto")
+
+
+def test_sweep_case_is_deterministic_named_and_applies_the_knob():
+    a = sweeps.sweep_case("ct_window", 250.0, seed=1, size=64)
+    b = sweeps.sweep_case("ct_window", 250.0, seed=1, size=64)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask)
+    assert a.name == "ct_window=250_ct_seed1"
+    assert a.meta["knobs"]["window"] == (250.0, 400.0)
+    assert a.meta["sweep"] == {
+        "factor": "ct_window", "value": 250.0, "knob": "window", "knob_value": (250.0, 400.0), "coupled": {}
+    }  # fmt: skip
+    # one knob moves, the rest stays: the same HU image seen through another window
+    soft = sweeps.sweep_case("ct_window", 40.0, seed=1, size=64)
+    assert np.array_equal(soft.meta["hu"], a.meta["hu"]) and not np.array_equal(soft.image, a.image)
+    with pytest.raises(ValueError, match="Unknown factor"):
+        sweeps.sweep_case("colour", 1)
+
+
+def test_ring_sweep_keeps_the_outer_disc_and_only_grows_the_hole():
+    full = sweeps.sweep_case("ring", 0.0, seed=2, size=128)
+    ring = sweeps.sweep_case("ring", 0.5, seed=2, size=128)
+    assert ring.meta["sweep"]["coupled"] == {"target_area": pytest.approx(sweeps.RING_DISC_AREA * 0.5)}
+    filled = ndi.binary_fill_holes(ring.mask)
+    assert abs(int(filled.sum()) - int(full.mask.sum())) < 0.05 * full.mask.sum()  # same disc
+    assert (filled & full.mask).sum() > 0.9 * full.mask.sum()  # in the same place
+    assert ring.mask.sum() == pytest.approx(0.5 * full.mask.sum(), rel=0.1)  # half of it is hole
+
+
+def test_touching_sweep_targets_one_central_nucleus():
+    case = sweeps.sweep_case("touching", 30, seed=0, size=128)
+    instances = case.meta["instances"]
+    ids = np.unique(instances[case.mask])
+    assert len(ids) == 1 and ids[0] > 0
+    assert np.array_equal(case.mask, instances == ids[0])
+    assert ndi.label(case.mask)[1] == 1
+    # the chosen nucleus is the one nearest the centre
+    labels = np.arange(1, instances.max() + 1)
+    centres = np.array(ndi.center_of_mass(np.ones_like(instances), instances, labels))
+    distance = np.hypot(*(centres - 63.5).T)
+    assert ids[0] == labels[np.argmin(distance)]
+
+
+def test_sweep_table_has_one_row_per_value_and_seed_and_one_encoder_call_each():
+    fake = BoxFiller()
+    df = sweeps.sweep(fake, "ring", values=(0.0, 0.5, 0.9), seeds=(0, 3), size=64, progress=False)
+    assert len(df) == 6 and fake.encoder_calls == 6 and df.attrs["encoder_calls"] == 6
+    assert list(df.columns[:8]) == ["factor", "style", "knob", "value", "value_index", "value_label", "seed", "size"]
+    assert df["value_index"].tolist() == [0, 0, 1, 1, 2, 2] and df["seed"].tolist() == [0, 3] * 3
+    assert set(df["mode"]) == {"box"} and "mask" in df.columns
+    # a filled box against a ring: the bigger the hole, the lower the Dice
+    curve = sweeps.curves(df)["ring"]
+    assert curve["values"] == [0.0, 0.5, 0.9] and curve["n"] == [2, 2, 2]
+    assert curve["dice_mean"][0] > curve["dice_mean"][1] > curve["dice_mean"][2]
+    assert all(lo <= m <= hi for m, (lo, hi) in zip(curve["dice_mean"], curve["dice_ci"]))
+    assert sweeps.trend(curve)["falls"] is True
+    with pytest.raises(ValueError, match="repeats"):
+        sweeps.sweep(fake, "ring", values=(0.5, 0.5), size=64)
+    with pytest.raises(ValueError, match="seeds"):
+        sweeps.sweep(fake, "ring", seeds=(), size=64)
+
+
+def test_curves_keep_tuples_json_ready_and_one_seed_gives_zero_width():
+    df = sweeps.sweep(BoxFiller(), "contrast", values=(0.1, 1.0), seeds=(0,), size=64, progress=False)
+    curve = sweeps.curves(df)["contrast"]
+    assert curve["value_labels"] == ["0.1", "1"] and curve["harder"] == "lower"
+    assert all(lo == hi for lo, hi in curve["dice_ci"])
+    with pytest.raises(ValueError, match="Not a sweep table"):
+        sweeps.curves(df.drop(columns="value_index"))
+
+
+def test_trend_reads_curves_from_the_easy_end():
+    falling = {"values": [0.0, 0.5, 1.0], "harder": "lower", "dice_mean": [0.2, 0.6, 0.9]}
+    result = sweeps.trend(falling)
+    assert result["easy_value"] == 1.0 and result["hard_value"] == 0.0
+    assert result["drop"] == pytest.approx(0.7) and result["spearman"] == pytest.approx(1.0) and result["falls"]
+    flat = {"values": [1, 2], "harder": "higher", "dice_mean": [0.8, 0.8]}
+    assert sweeps.trend(flat)["falls"] is False and sweeps.trend(flat)["spearman"] == 0.0
+    rising = {"values": [1, 2, 3], "harder": "higher", "dice_mean": [0.5, 0.6, 0.7]}
+    assert sweeps.trend(rising)["falls"] is False and sweeps.trend(rising)["spearman"] == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="at least two"):
+        sweeps.trend({"values": [1], "harder": "higher", "dice_mean": [0.5]})
+
+
+def test_easiest_hardest_picks_the_extremes_of_one_factor():
+    df = sweeps.sweep(BoxFiller(), "ring", values=(0.0, 0.9), seeds=(0,), size=64, progress=False)
+    easiest, hardest = sweeps.easiest_hardest(df)
+    assert easiest["value"] == 0.0 and hardest["value"] == 0.9 and easiest["dice"] > hardest["dice"]
+    two = df.assign(factor=["ring", "blur"])
+    with pytest.raises(ValueError, match="one factor"):
+        sweeps.easiest_hardest(two)
+
+
+def test_taxonomy_table_links_every_failure_to_a_remedy_and_the_measured_drop():
+    table = sweeps.taxonomy_table()
+    assert "domain gap" in table.index and table["what addresses it (notebook)"].str.contains("0[5-7]").all()
+    curve = {"contrast": {"values": [0.0, 1.0], "harder": "lower", "dice_mean": [0.4, 0.95]}}
+    measured = sweeps.taxonomy_table(curve)
+    assert measured.loc["low contrast", "Dice easy -> hard"] == "0.95 -> 0.40"
+    assert measured.loc["speckle and noise", "Dice easy -> hard"] == "-"
+
+
+def test_figures_draw_curves_and_the_easiest_and_hardest_cases():
+    fake = BoxFiller()
+    df = sweeps.sweep(fake, "ring", values=(0.0, 0.9), seeds=(0,), size=64, progress=False)
+    window = sweeps.sweep(fake, "ct_window", values=(150.0, 4000.0), seeds=(0,), size=64, progress=False)
+    import pandas as pd
+
+    both = pd.concat([df, window], ignore_index=True)
+    fig = sweeps.plot_curves(sweeps.curves(both), ncols=2)
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 2
+    fig = sweeps.plot_easiest_hardest(both, ncols=2)
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 4
+    with pytest.raises(ValueError, match="no masks"):
+        sweeps.plot_easiest_hardest(both.drop(columns="mask"))
+    plt.close("all")
+
+
+def test_curves_list_values_along_the_axis_whatever_the_sweep_order():
+    df = sweeps.sweep(BoxFiller(), "ring", values=(0.9, 0.0, 0.5), seeds=(0,), size=64, progress=False)
+    curve = sweeps.curves(df)["ring"]
+    assert curve["values"] == [0.0, 0.5, 0.9] and curve["value_labels"] == ["0", "0.5", "0.9"]
+    assert curve["dice_mean"] == sorted(curve["dice_mean"], reverse=True)  # bigger hole, lower Dice

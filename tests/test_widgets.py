@@ -134,6 +134,8 @@ def test_image_without_ground_truth(tiny, ct):
     assert pg.dice is None and pg.iou is None and pg.oracle_index is None
     assert pg.status_text.startswith("no ground truth")
     assert pg.output_table()[0]["dice"] is None
+    summary = pg.summary()
+    assert summary["points"] == [[50.0, 60.0, 1]] and summary["dice"] is None and summary["multimask"] is True
 
 
 def test_case_switching_caches_embeddings_and_loads_lazily(tiny, ct):
@@ -375,10 +377,22 @@ def litemedsam():
     return models.load_predictor("litemedsam", device="cpu")
 
 
+@pytest.fixture(scope="module")
+def lite_playground_once(litemedsam, thalamus_largest):
+    return PromptPlayground(litemedsam, thalamus_largest)  # the module's one LiteMedSAM encoder call
+
+
+@pytest.fixture
+def lite_playground(lite_playground_once):
+    """The shared LiteMedSAM playground, back to no prompt and the default output policy."""
+    lite_playground_once.reset()
+    lite_playground_once.set_multimask("auto")
+    return lite_playground_once
+
+
 @pytest.mark.slow
-def test_litemedsam_box_on_the_largest_thalamus_slice(litemedsam, thalamus_largest, capsys):
-    case = thalamus_largest
-    pg = PromptPlayground(litemedsam, case)
+def test_litemedsam_box_on_the_largest_thalamus_slice(litemedsam, thalamus_largest, lite_playground, capsys):
+    case, pg = thalamus_largest, lite_playground
     calls = litemedsam.encoder_calls
     pg.set_box(*box_from_mask(case.mask))
     single = pg.dice
@@ -404,9 +418,9 @@ def test_litemedsam_box_on_the_largest_thalamus_slice(litemedsam, thalamus_large
 
 
 @pytest.mark.slow
-def test_litemedsam_points_alone_fail_where_the_box_works(litemedsam, thalamus_largest):
+def test_litemedsam_points_alone_fail_where_the_box_works(thalamus_largest, lite_playground):
     """LiteMedSAM was trained with boxes only: one centre point finds (almost) nothing of the thalamus."""
-    pg = PromptPlayground(litemedsam, thalamus_largest)
+    pg = lite_playground
     ((x, y),), _ = points_from_mask(thalamus_largest.mask)
     pg.add_point(x, y)
     point_dice = max(row["dice"] for row in pg.output_table())  # even the best of its three masks

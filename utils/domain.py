@@ -223,8 +223,8 @@ def medical_set(mode: str, n_per_group: int, seed: int = 0, size: int = 224) -> 
     else:
         n_phantoms = n_per_group
         styles = phantoms.STYLES if mode == "offline" else ("ultrasound", "fundus")
-        try:
-            real = datasets.offline_cases(n_per_structure=1)
+        try:  # smoke: one Colin27 slice (loads in under a second; MNI152's derived masks take seconds)
+            real = datasets.colin27_cases(("thalamus",), n_slices=1) if mode == "smoke" else datasets.offline_cases(1)
         except FileNotFoundError:  # no mricron-data: nilearn's MNI152 is always there
             real = datasets.mni152_cases(("brain", "ventricles"), n_slices=2)
         n_real = 1 if mode == "smoke" else n_per_group

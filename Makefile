@@ -5,10 +5,11 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 MODE   ?= auto
 KERNEL := sam-course
 
-.PHONY: setup course test lint unit notebooks lab colab prefetch check bench clean help
+.PHONY: setup setup-test course test lint unit notebooks lab colab prefetch check bench clean help
 
 help:
 	@echo "make course   run every notebook in order (MODE=$(MODE)) into outputs/ and print a summary"
@@ -29,19 +30,26 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
+# Test-only extras (the browser test's driver): `make test` installs them, `make course` does not.
+$(TEST_STAMP): $(STAMP) requirements-test.txt
+	$(PY) -m pip install --quiet -r requirements-test.txt
+	@touch $(TEST_STAMP)
+
+setup-test: $(TEST_STAMP)
+
 course: setup
 	$(PY) -m utils.harness --mode $(MODE)
 
 lint: setup
 	$(PY) -m ruff check .
 
-unit: setup
+unit: setup-test
 	$(PY) -m pytest -m "not notebooks"
 
 notebooks: setup
 	$(PY) -m pytest -m notebooks
 
-test: setup
+test: setup-test
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 

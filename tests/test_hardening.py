@@ -253,6 +253,94 @@ BAD_INPUTS = [
     ("resize RGBA", "domain", "square_resize", (np.zeros((4, 4, 4), np.uint8), 8), {}, ValueError, ["alpha"]),
     # colab
     ("bad repo", "colab", "set_repo", ("not-a-repo",), {}, ValueError, ["owner/name"]),
+    # uncertainty and MedSAM (notebook 06)
+    (
+        "flip_box unknown flip",
+        "uncertainty",
+        "flip_box",
+        ([1, 1, 5, 5], (16, 16), "diagonal"),
+        {},
+        ValueError,
+        ["Unknown flip", "horizontal"],
+    ),
+    (
+        "jitter_box negative",
+        "uncertainty",
+        "jitter_box",
+        ([1, 1, 5, 5], -0.1, 0, (16, 16)),
+        {},
+        ValueError,
+        ["jitter must be"],
+    ),
+    ("box_region outside", "uncertainty", "box_region", ([0, 0, 40, 5], (16, 16)), {}, ValueError, ["outside"]),
+    (
+        "tta with one view",
+        "uncertainty",
+        "tta_uncertainty",
+        (None, IMAGE, [1, 1, 5, 5]),
+        {"flips": (), "n_jitter": 0},
+        ValueError,
+        ["nothing to compare"],
+    ),
+    ("auroc labels not binary", "uncertainty", "auroc", ([0.1, 0.2], [0, 2]), {}, ValueError, ["bool or 0/1"]),
+    (
+        "error map shapes",
+        "uncertainty",
+        "error_vs_uncertainty",
+        (np.zeros((16, 16)), MASK[:8], MASK),
+        {},
+        ValueError,
+        ["pixel for pixel"],
+    ),
+    (
+        "uncertainty map shape",
+        "uncertainty",
+        "plot_uncertainty_maps",
+        (IMAGE, MASK, MASK, {"x": np.zeros((4, 4))}),
+        {},
+        ValueError,
+        ["expected (16, 16)"],
+    ),
+    (
+        "medsam checkpoint missing",
+        "models",
+        "load_medsam",
+        ("/no/such/medsam_vit_b.pth",),
+        {},
+        FileNotFoundError,
+        ["does not exist", "medsam_vit_b.pth"],
+    ),
+    # automatic prompts and the landscape (notebook 08)
+    ("grey levels NaN", "autoprompt", "grey_levels", (np.full((8, 8), np.nan),), {}, ValueError, ["NaN", "nan_to_num"]),
+    ("coarse mask polarity", "autoprompt", "coarse_mask", (IMAGE, "darker"), {}, ValueError, ["polarity", "'dark'"]),
+    ("coarse mask RGBA", "autoprompt", "coarse_mask", (np.zeros((8, 8, 4), np.uint8),), {}, ValueError, ["[..., :3]"]),
+    ("auto box margin", "autoprompt", "auto_box", (IMAGE, "dark"), {"margin": -1}, ValueError, ["non-negative"]),
+    ("box iou corners", "autoprompt", "box_iou", ([5, 0, 1, 4], [0, 0, 4, 4]), {}, ValueError, ["x0 <= x1"]),
+    ("autoprompt mode", "autoprompt", "benchmark_cases", ("fast",), {}, ValueError, ["'full', 'offline' or 'smoke'"]),
+    ("resolve missing", "landscape", "resolve", ("utils.peft.nope",), {}, ValueError, ["'utils.peft'", "'nope'"]),
+    # the matched comparison (notebook 05)
+    ("split unknown", "comparison", "make_split", ("brats",), {}, ValueError, ["Unknown split", "ventricles"]),
+    ("split size", "comparison", "make_split", ("microscopy",), {"n_test": 0}, ValueError, ["n_test", ">= 1"]),
+    ("split percentiles", "datasets", "mni152_cases", (), {"percentiles": (60, 10)}, ValueError, ["low <= high"]),
+    (
+        "comparison lr missing",
+        "comparison",
+        "compare_strategies",
+        ("tiny_sam", None, ("full", "lora")),
+        {"steps": 1, "lr": {"full": 1e-4}},
+        ValueError,
+        ["no entry for 'lora'", "one per strategy"],
+    ),
+    (
+        "comparison strategy",
+        "comparison",
+        "compare_strategies",
+        ("tiny_sam", None, ("prompt_tuning",)),
+        {"steps": 1, "lr": 1e-3},
+        ValueError,
+        ["prompt_tuning", "decoder_only"],
+    ),
+    ("comparison empty", "comparison", "read_comparison", ({},), {}, ValueError, ["No records", "compare_strategies"]),
 ]
 
 
@@ -367,6 +455,13 @@ EXEMPT = {
     "volumetric.slicewise_upper_bound",
     "volumetric.walk_gallery",
     "widgets.render_prompts",
+    # notebook 05's helpers take the objects compare_strategies returns (checked in tests/test_comparison.py)
+    "comparison.strategy_record",
+    "comparison.gallery_predictions",
+    "comparison.plot_gallery",
+    "comparison.roundtrip_check",
+    "comparison.strategy_parameters",
+    "comparison.architecture",
 }
 
 

@@ -45,6 +45,7 @@ def test_smoke_results_hold_per_mode_means_with_cis(smoke_results):
     assert set(body["everything_masks_kept"]) == {"litemedsam"}
 
 
+@pytest.mark.claims
 @pytest.mark.slow
 @pytest.mark.notebooks
 def test_offline_claims_hold_in_the_notebooks_own_results(tmp_path):

@@ -119,6 +119,7 @@ def test_smoke_results_are_complete_and_consistent(smoke_results):
     assert set(body["headline"]) == {"model", "box_minus_point", "tta_auroc", "point_dice_after_finetune"}
 
 
+@pytest.mark.claims
 @pytest.mark.slow
 @pytest.mark.notebooks
 @pytest.mark.timeout(900)  # about 90 s on a quiet 2-core machine; a busy host can take several times longer

@@ -12,6 +12,8 @@ from conftest import run_smoke
 from utils import harness
 
 NOTEBOOKS = harness.find_notebooks()
+
+
 def test_there_are_notebooks():
     assert [p.stem for p in NOTEBOOKS][:1] == ["00_setup"]
 

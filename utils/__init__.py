@@ -4,8 +4,10 @@ Notebooks import from here and never re-define these helpers. One concept per mo
 ``env`` (device, run mode, results), ``images`` (input checks), ``download`` (verified
 fetches), ``models``, ``datasets``, ``phantoms``, ``prompts``, ``metrics``, ``viz``,
 ``anatomy`` (inside SAM), ``evaluate`` (cases × prompt modes), ``sweeps`` and ``domain`` (why SAM
-fails), ``widgets`` (prompt playground), ``volumetric`` (3-D), ``peft`` and ``training``
-(adaptation), ``exercises``, ``harness`` (papermill), ``colab``, ``prefetch``.
+fails), ``widgets`` (prompt playground), ``peft``, ``training`` and ``comparison`` (adaptation),
+``uncertainty`` (medical foundation models), ``volumetric`` (3-D), ``autoprompt`` (automatic prompts)
+and ``landscape`` (the survey mapped to the course), ``exercises``, ``harness`` (papermill),
+``colab``, ``prefetch``.
 """
 
 __version__ = "0.1.0"

@@ -146,6 +146,17 @@ def _check_count(what: str, value: Any, allow_none: bool = False) -> None:
         raise ValueError(f"{what} must be a positive integer{' or None' if allow_none else ''}; got {value!r}.")
 
 
+def _check_percentiles(percentiles: Any) -> tuple[float, float]:
+    try:
+        low, high = (float(p) for p in percentiles)
+    except (TypeError, ValueError):
+        message = f"percentiles must be two numbers (low, high) such as (25, 75); got {percentiles!r}."
+        raise ValueError(message) from None
+    if not 0 <= low <= high <= 100:
+        raise ValueError(f"percentiles must satisfy 0 <= low <= high <= 100; got {percentiles!r}.")
+    return low, high
+
+
 def _choose(candidates: np.ndarray, n: int | None, seed: int) -> np.ndarray:
     """``n`` of ``candidates`` drawn reproducibly (sorted); all of them when ``n`` is None or larger."""
     candidates = np.asarray(candidates)
@@ -490,12 +501,15 @@ def colin27_cases(
     hemisphere: str = "left",
     n_slices: int = 3,
     axis: str = "axial",
+    percentiles: tuple[float, float] | None = None,
 ) -> list[Case]:
     """2-D Colin27 slices with AAL structure masks (see :func:`colin27_volume` for labels and window).
 
     For each structure, up to ``n_slices`` slices are spread evenly between the 25th and 75th
     percentile of the slices that contain it (one slice: the median slice), so each mask is sizeable;
     for ``brain`` between the 40th and 75th, above the skull base where ch2bet's mask is blocky.
+    ``percentiles=(low, high)`` picks another range, e.g. two disjoint slabs of one structure for a
+    train/test split (notebook 05).
     Spacing is the scan's 1 mm. ``meta`` holds ``volume``, ``structure``, ``hemisphere``, ``label``
     (AAL value and name), ``axis``, ``slice`` (index into :func:`colin27_volume`'s first axis),
     ``orientation`` and ``window``. The case name is e.g. ``colin27_thalamus-left_axial-080``.
@@ -508,6 +522,8 @@ def colin27_cases(
     _check_choice("hemisphere", hemisphere, HEMISPHERES)
     _check_choice("axis", axis, AXES)
     _check_count("n_slices", n_slices)
+    if percentiles is not None:
+        low, high = _check_percentiles(percentiles)
     scan = _colin27_scan(str(_mricron_dir()))
     cases = []
     for structure in structures:
@@ -523,17 +539,24 @@ def colin27_cases(
             source=COLIN27_SOURCE,
             license=COLIN27_LICENSE,
             meta={"volume": "Colin27 T1 (ch2.nii.gz)", "hemisphere": side, "label": label},
-            percentiles=COLIN27_BRAIN_PERCENTILES if structure == "brain" else CENTRAL_PERCENTILES,
+            percentiles=(low, high)
+            if percentiles is not None
+            else COLIN27_BRAIN_PERCENTILES
+            if structure == "brain"
+            else CENTRAL_PERCENTILES,
         )
     return cases
 
 
 def mni152_cases(
-    structures: Sequence[str] = ("brain", "gm", "wm", "ventricles"), n_slices: int = 3, axis: str = "axial"
+    structures: Sequence[str] = ("brain", "gm", "wm", "ventricles"),
+    n_slices: int = 3,
+    axis: str = "axial",
+    percentiles: tuple[float, float] | None = None,
 ) -> list[Case]:
     """2-D MNI ICBM152 2009a slices (nilearn, 1 mm) with brain / GM / WM / lateral-ventricle masks.
 
-    Slices are chosen as in :func:`colin27_cases`; masks are defined in :func:`mni152_volume` (the
+    Slices are chosen as in :func:`colin27_cases` (``percentiles`` too); masks are defined in :func:`mni152_volume` (the
     ventricle mask is derived, and its rule is stored in ``meta["derivation"]``). Names look like
     ``mni152_ventricles_axial-093``.
     """
@@ -543,6 +566,7 @@ def mni152_cases(
         _check_choice("structure", structure, MNI152_STRUCTURES)
     _check_choice("axis", axis, AXES)
     _check_count("n_slices", n_slices)
+    chosen = CENTRAL_PERCENTILES if percentiles is None else _check_percentiles(percentiles)
     scan = _mni152_scan()
     labels = {
         "brain": "nilearn load_mni152_brain_mask (T1 > 0.2 x max)",
@@ -566,6 +590,7 @@ def mni152_cases(
             source=MNI152_SOURCE,
             license=MNI152_LICENSE,
             meta=meta,
+            percentiles=chosen,
         )
     return cases
 

@@ -346,6 +346,8 @@ class TrainResult:
     share: float = 0.0
     encoder_images: int = 0  # images the image encoder processed (embedding, training and evaluation)
     options: dict[str, Any] = field(default_factory=dict)
+    val_before: pd.DataFrame | None = None  # per-case held-out Dice before training (case, mode, dice)
+    val_after: pd.DataFrame | None = None  # ... and after the last step
 
     def summary(self) -> dict[str, Any]:
         """Scalars for ``run.save_results`` (no DataFrame)."""
@@ -525,7 +527,8 @@ def _run(sam: nn.Module, train_cases: list, val_cases: list, cfg: _Settings, rng
         embeddings = precompute_embeddings(sam, train_cases, progress=cfg.progress, predictor=predictor)
     embed_seconds = time.perf_counter() - started
 
-    history = [{"step": 0, "loss": float("nan"), **_validation(sam, val_cases, modes, seed, predictor)}]
+    tables: list[pd.DataFrame] = []  # per-case validation tables, in order (before training first)
+    history = [{"step": 0, "loss": float("nan"), **_validation(sam, val_cases, modes, seed, predictor, tables)}]
     loss_fn = make_loss()
     optimizer = torch.optim.AdamW(
         [p for p in sam.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
@@ -568,7 +571,7 @@ def _run(sam: nn.Module, train_cases: list, val_cases: list, cfg: _Settings, rng
         step_times.append(time.perf_counter() - step_started)
         row = {"step": step, "loss": float(np.mean(losses))}
         if step == steps or (cfg.eval_every is not None and step % cfg.eval_every == 0):
-            row.update(_validation(sam, val_cases, modes, seed, predictor))
+            row.update(_validation(sam, val_cases, modes, seed, predictor, tables))
         history.append(row)
         bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("loss", "val_dice")})
     seconds = time.perf_counter() - train_started
@@ -591,6 +594,8 @@ def _run(sam: nn.Module, train_cases: list, val_cases: list, cfg: _Settings, rng
         steps=steps,
         seconds=seconds,
         embed_seconds=embed_seconds,
+        val_before=tables[0] if tables else None,
+        val_after=tables[-1] if tables else None,
         options={
             "lr": cfg.lr,
             "batch_size": cfg.batch_size,
@@ -627,13 +632,19 @@ def _apply_strategy(sam: nn.Module, strategy: str | None, options: dict[str, Any
 
 
 def _validation(
-    sam: nn.Module, cases: Sequence[Any], modes: Sequence[str], seed: int, predictor: CoursePredictor
+    sam: nn.Module,
+    cases: Sequence[Any],
+    modes: Sequence[str],
+    seed: int,
+    predictor: CoursePredictor,
+    tables: list[pd.DataFrame],
 ) -> dict[str, float]:
     if not cases or not modes:
         return {}
     # A caching predictor may only be reused while the encoder is frozen; otherwise embed afresh.
     reuse = predictor if isinstance(predictor, CachedEmbeddingPredictor) else None
     table = _evaluate(sam, cases, modes, seed, reuse)
+    tables.append(table[["case", "mode", "dice"]].reset_index(drop=True))
     means = table.groupby("mode")["dice"].mean()
     row = {f"val_{mode}": float(means[mode]) for mode in modes}
     row["val_dice"] = row[f"val_{modes[0]}"]
@@ -683,7 +694,9 @@ def plot_learning_curves(results: dict[str, TrainResult] | Sequence[TrainResult]
             val = history.dropna(subset=["val_dice"])
             dice_ax.plot(val["step"], val["val_dice"], marker="o", color=line.get_color(), label=label)
     loss_ax.set(xlabel="optimiser step", ylabel="training loss (Dice + BCE)", title="training loss")
-    dice_ax.set(xlabel="optimiser step", ylabel="held-out Dice", title="held-out Dice (box prompts)", ylim=(0, 1))
+    modes = {r.options.get("eval_modes", ["box"])[0] for _, r in items}
+    prompts = modes.pop() if len(modes) == 1 else "first evaluation mode"
+    dice_ax.set(xlabel="optimiser step", ylabel="held-out Dice", title=f"held-out Dice ({prompts})", ylim=(0, 1))
     for ax in (loss_ax, dice_ax):
         ax.grid(alpha=0.3)
     loss_ax.legend(fontsize=8)

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from . import peft
-from .evaluate import bootstrap_ci
+from .evaluate import _zoom_to, bootstrap_ci
 from .models import load_sam
 from .training import TrainResult, train
 
@@ -335,17 +335,6 @@ def comparison_table(records: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
-def _zoom(ax: Any, mask: np.ndarray, margin: float = 0.6, minimum: int = 48) -> None:
-    """Show the ground truth's neighbourhood: its box grown by ``margin`` of its size, at least ``minimum`` px."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return
-    half = max((rows[-1] - rows[0]) * (1 + 2 * margin), (cols[-1] - cols[0]) * (1 + 2 * margin), minimum) / 2
-    cy, cx = (rows[0] + rows[-1]) / 2, (cols[0] + cols[-1]) / 2
-    ax.set_xlim(cx - half, cx + half)
-    ax.set_ylim(cy + half, cy - half)  # image rows grow downwards
-
-
 def plot_gallery(cases: Sequence[Any], masks: Mapping[str, Sequence[np.ndarray]], size: float = 2.2):
     """A grid: one row per case, one column per model (zero-shot first), mask over image, GT outline,
     zoomed to the ground truth's neighbourhood."""
@@ -366,7 +355,7 @@ def plot_gallery(cases: Sequence[Any], masks: Mapping[str, Sequence[np.ndarray]]
             ax.contour(case.mask, levels=[0.5], colors="gold", linewidths=0.8)
             ax.set_title(f"{label}\nDice {dice(masks[label][row], case.mask):.2f}", fontsize=8)
             ax.set(xticks=[], yticks=[])
-            _zoom(ax, np.asarray(case.mask, dtype=bool))
+            _zoom_to(ax, np.asarray(case.mask, dtype=bool), None, None, margin=0.6, minimum=48)
     return fig
 
 

@@ -3,6 +3,8 @@ strategy's weight, and the Dice + BCE loss by hand."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from . import exercise
@@ -26,17 +28,11 @@ def _solve_lora_count(sam, rank=4):
 def _check_lora_count(answer, sam, rank=4):
     from utils import peft
 
-    adapted = peft.lora(_fresh_copy(sam), rank=rank)
+    adapted = peft.lora(copy.deepcopy(sam), rank=rank)  # the learner's model stays unadapted
     expected = peft.trainable_parameters(adapted)[0]
     if answer is None or isinstance(answer, bool) or not isinstance(answer, (int, np.integer)):
         return False, f"expected a whole number, got {answer!r}"
     return int(answer) == expected, f"LoRA rank {rank} adds {expected:,} parameters to this model"
-
-
-def _fresh_copy(sam):
-    import copy
-
-    return copy.deepcopy(sam)
 
 
 def _solve_lora_merge(weight, lora_a, lora_b, alpha, rank):

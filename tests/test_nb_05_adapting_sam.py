@@ -35,7 +35,11 @@ def test_smoke_results_hold_every_strategy(smoke_results):
     assert len({r["dice_before"] for r in body["strategies"].values()}) == 1
     assert body["strategies"]["full"]["trainable_params"] == body["strategies"]["full"]["total_params"]
     assert body["claims"]["best"] in peft.STRATEGIES
-    assert body["shipping"]["strategy"] == "lora" and body["shipping"]["merged_max_abs_diff"] < 1e-4
+    shipping, lora = body["shipping"], body["strategies"]["lora"]
+    assert shipping["strategy"] == "lora" and shipping["merged_max_abs_diff"] < 1e-4
+    # "ship as a file of kilobytes that loads onto the public weights": exact reload, a small file
+    assert shipping["reloaded_max_abs_diff"] == 0 and shipping["saved_values"] == lora["trainable_params"]
+    assert shipping["file_kb"] * 1024 < 0.1 * 4 * lora["total_params"]  # under a tenth of the float32 model
     assert body["phantom"]["split"] == "fundus"
     check_records(body["phantom"]["strategies"], ("decoder_only", "adapter"))
     assert body["exercises"]["passed"] == body["exercises"]["total"] >= 3

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from utils.prompts import NEG_MARGIN, NEG_MARGIN_MIN, box_from_mask, check_box, check_points, points_from_mask
+from utils.prompts import (
+    NEG_MARGIN,
+    NEG_MARGIN_MIN,
+    box_from_mask,
+    check_box,
+    check_points,
+    jitter_box,
+    points_from_mask,
+)
 
 
 def rectangle(shape=(60, 80), rows=(10, 30), cols=(20, 50)) -> np.ndarray:
@@ -77,6 +85,22 @@ def test_box_jitter_is_reproducible():
     np.testing.assert_array_equal(box_from_mask(mask, 0.1, rng=5), box_from_mask(mask, 0.1, rng=5))
     assert not np.array_equal(box_from_mask(mask, 0.1, rng=5), box_from_mask(mask, 0.1, rng=6))
     np.testing.assert_array_equal(box_from_mask(mask, 0.0, rng=7), box_from_mask(mask))
+
+
+def test_jitter_box_is_box_from_masks_jitter_for_any_box():
+    mask = np.zeros((40, 60), dtype=bool)
+    mask[10:20, 15:45] = True
+    box = box_from_mask(mask)
+    for seed in range(5):
+        moved = jitter_box(box, 0.2, np.random.default_rng(seed), (40, 60, 3))  # an RGB image's shape works too
+        assert moved == pytest.approx(box_from_mask(mask, jitter=0.2, rng=np.random.default_rng(seed)))
+        assert moved[0] <= moved[2] and moved[1] <= moved[3] and not np.allclose(moved, box)
+    assert jitter_box(box, 0.0, 3, mask.shape) == pytest.approx(box)
+    assert jitter_box(box, 0.5, None, mask.shape) == pytest.approx(jitter_box(box, 0.5, 0, mask.shape))
+    with pytest.raises(ValueError, match="jitter"):
+        jitter_box(box, np.inf, 0, mask.shape)
+    with pytest.raises(ValueError, match="outside"):
+        jitter_box([0, 0, 80, 5], 0.1, 0, mask.shape)
 
 
 def test_box_bad_inputs():

@@ -100,18 +100,6 @@ def test_flip_directions_and_checks():
         U.flip_array(np.zeros(4), "horizontal")
 
 
-def test_jitter_box_draws_like_box_from_mask():
-    mask = square_mask()
-    box = box_from_mask(mask)
-    for seed in range(5):
-        ours = U.jitter_box(box, 0.2, np.random.default_rng(seed), mask.shape)
-        theirs = box_from_mask(mask, jitter=0.2, rng=np.random.default_rng(seed))
-        assert ours == pytest.approx(theirs)
-    assert U.jitter_box(box, 0.0, 3, mask.shape) == pytest.approx(box)
-    with pytest.raises(ValueError, match="jitter"):
-        U.jitter_box(box, np.inf, 0, mask.shape)
-
-
 def test_box_region_grows_and_clips():
     region = U.box_region([5, 10, 29, 24], (40, 50), margin=3)
     assert region.sum() == (25 + 6) * (15 + 6)

@@ -39,7 +39,7 @@ from scipy import ndimage
 
 from . import metrics
 from .images import to_mask, to_rgb_uint8
-from .prompts import box_from_mask
+from .prompts import box_from_mask, check_box
 
 __all__ = [
     "POLARITIES",
@@ -145,19 +145,10 @@ def auto_box(image: np.ndarray, polarity: str = "bright", margin: int = 0, **coa
     return np.clip(box, 0, [width - 1, height - 1, width - 1, height - 1])
 
 
-def _as_box(box: Any, name: str) -> np.ndarray:
-    array = np.asarray(box, dtype=float).reshape(-1)
-    if array.shape != (4,) or not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must be four finite numbers [x0, y0, x1, y1]; got {box!r}.")
-    if array[0] > array[2] or array[1] > array[3]:
-        raise ValueError(f"{name} {array.tolist()} must have x0 <= x1 and y0 <= y1 (top-left corner first).")
-    return array
-
-
 def box_iou(box: Any, reference: Any) -> float:
     """IoU of two boxes ``[x0, y0, x1, y1]`` holding inclusive pixel indices (``box_from_mask``'s convention):
     a box covers ``(x1 - x0 + 1) * (y1 - y0 + 1)`` pixels, so a one-pixel box has area 1."""
-    a, b = _as_box(box, "box"), _as_box(reference, "reference")
+    a, b = check_box(box), check_box(reference, name="reference")
     width = min(a[2], b[2]) - max(a[0], b[0]) + 1
     height = min(a[3], b[3]) - max(a[1], b[1]) + 1
     overlap = max(width, 0.0) * max(height, 0.0)

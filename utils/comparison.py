@@ -268,18 +268,21 @@ def strategy_parameters(model: str, strategies: Sequence[str] = tuple(peft.STRAT
     return pd.DataFrame(rows).T
 
 
-def gallery_predictions(sam: Any, cases: Sequence[Any]) -> list[np.ndarray]:
-    """The mask ``sam`` predicts for each case from its tight ground-truth box (single-mask output)."""
+def _box_answers(sam: Any, cases: Sequence[Any]):
+    """(mask, low-res logits) that ``sam`` gives each case for its tight ground-truth box (one output)."""
     from .models import CoursePredictor
     from .prompts import box_from_mask
 
     predictor = CoursePredictor(sam.eval())
-    masks = []
     for case in cases:
         predictor.set_image(case.image)
-        mask, _, _ = predictor.predict(box=box_from_mask(case.mask), multimask_output=False)
-        masks.append(mask[0])
-    return masks
+        masks, _, low_res = predictor.predict(box=box_from_mask(case.mask), multimask_output=False)
+        yield masks[0], np.asarray(low_res, dtype=np.float64)
+
+
+def gallery_predictions(sam: Any, cases: Sequence[Any]) -> list[np.ndarray]:
+    """The mask ``sam`` predicts for each case from its tight ground-truth box (single-mask output)."""
+    return [mask for mask, _ in _box_answers(sam, cases)]
 
 
 def _paired(result: TrainResult) -> tuple[np.ndarray, np.ndarray]:
@@ -371,13 +374,8 @@ def architecture(model: str) -> Any:
 
 
 def _box_logits(sam: Any, case: Any) -> np.ndarray:
-    from .models import CoursePredictor
-    from .prompts import box_from_mask
-
-    predictor = CoursePredictor(sam.eval())
-    predictor.set_image(case.image)
-    _, _, low_res = predictor.predict(box=box_from_mask(case.mask), multimask_output=False)
-    return np.asarray(low_res, dtype=np.float64)
+    ((_, logits),) = _box_answers(sam, [case])
+    return logits
 
 
 def roundtrip_check(trained: Any, model: str, path: Any, case: Any) -> dict[str, Any]:

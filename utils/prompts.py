@@ -29,7 +29,7 @@ from scipy import ndimage
 
 from .images import to_mask
 
-__all__ = ["box_from_mask", "points_from_mask", "check_box", "check_points", "STRATEGIES", "NEG_MARGIN"]
+__all__ = ["box_from_mask", "jitter_box", "points_from_mask", "check_box", "check_points", "STRATEGIES", "NEG_MARGIN"]
 
 STRATEGIES = ("center", "random")
 
@@ -58,17 +58,29 @@ def box_from_mask(mask: np.ndarray, jitter: float = 0.0, rng=None) -> np.ndarray
             "box_from_mask got an empty mask: no box can be drawn; skip this case or check that the "
             "mask (label) you selected is present in this image/slice."
         )
-    jitter = _check_nonnegative(jitter, "jitter", hint="0.1 means up to 10% of the box size")
+    jitter = _check_nonnegative(jitter, "jitter", hint=_JITTER_HINT)
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     box = np.array([cols[0], rows[0], cols[-1], rows[-1]], dtype=float)
-    if jitter == 0:
-        return box
+    return box if jitter == 0 else jitter_box(box, jitter, rng, mask.shape)
+
+
+_JITTER_HINT = "0.1 means up to 10% of the box size"
+
+
+def jitter_box(box, jitter: float, rng, image_shape) -> np.ndarray:
+    """``box`` ``[x0, y0, x1, y1]`` moved as an imprecise annotator would (see :func:`box_from_mask`).
+
+    Each coordinate moves by a uniform amount up to ``jitter`` × the box's width (x) or height (y),
+    counted inclusively; the result is clipped to the image of ``image_shape`` (H, W[, C]) and
+    re-ordered if two sides cross. ``rng``: Generator, int seed, or None (= seed 0).
+    """
+    box = check_box(box, image_shape)
+    jitter = _check_nonnegative(jitter, "jitter", hint=_JITTER_HINT)
     rng = _as_rng(rng)
     width, height = box[2] - box[0] + 1, box[3] - box[1] + 1
-    scale = jitter * np.array([width, height, width, height])
-    box = box + rng.uniform(-1.0, 1.0, size=4) * scale
-    rows_total, cols_total = mask.shape
+    box = box + rng.uniform(-1.0, 1.0, size=4) * jitter * np.array([width, height, width, height])
+    rows_total, cols_total = _check_image_shape(image_shape)
     box = np.clip(box, 0, [cols_total - 1, rows_total - 1, cols_total - 1, rows_total - 1])
     # A large jitter can push x0 past x1; sorting keeps a valid box covering the same corners.
     x0, x1 = sorted(box[[0, 2]])
@@ -134,32 +146,35 @@ def points_from_mask(
     return coords, labels
 
 
-def check_box(box, image_shape) -> np.ndarray:
+def check_box(box, image_shape=None, name: str = "box") -> np.ndarray:
     """Validate a box prompt ``[x0, y0, x1, y1]`` for an image of ``image_shape`` (H, W[, C]).
 
     Accepts shape ``(4,)`` or ``(1, 4)``; returns a float ``(4,)`` array. Requires finite values,
     ``x0 <= x1`` and ``y0 <= y1`` (equal allowed: a one-pixel-wide box) and the box inside the image
-    (``0 <= x <= W``, ``0 <= y <= H``). Raises ``ValueError`` naming the problem and the fix.
+    (``0 <= x <= W``, ``0 <= y <= H``; not checked when ``image_shape`` is None). Raises ``ValueError``
+    naming the problem (and ``name``) and the fix.
     """
-    height, width = _check_image_shape(image_shape)
-    array = _as_float_array(box, "box")
+    array = _as_float_array(box, name)
     if array.shape not in ((4,), (1, 4)):
         raise ValueError(
-            f"box must have shape (4,) or (1, 4) as [x0, y0, x1, y1]; got shape {array.shape}. "
+            f"{name} must have shape (4,) or (1, 4) as [x0, y0, x1, y1]; got shape {array.shape}. "
             "For several boxes, call the predictor once per box."
         )
     array = array.reshape(4)
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"box {array.tolist()} contains NaN or inf; every coordinate must be a finite number.")
+        raise ValueError(f"{name} {array.tolist()} contains NaN or inf; every coordinate must be a finite number.")
     x0, y0, x1, y1 = array
     if x0 > x1 or y0 > y1:
         raise ValueError(
-            f"box {array.tolist()} is not [x0, y0, x1, y1] with x0 <= x1 and y0 <= y1. Order the corners "
+            f"{name} {array.tolist()} is not [x0, y0, x1, y1] with x0 <= x1 and y0 <= y1. Order the corners "
             "(top-left first); if it is (x, y, w, h), convert with [x, y, x + w, y + h]."
         )
+    if image_shape is None:
+        return array
+    height, width = _check_image_shape(image_shape)
     if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
         raise ValueError(
-            f"box {array.tolist()} lies (partly) outside the image of width {width} and height {height} "
+            f"{name} {array.tolist()} lies (partly) outside the image of width {width} and height {height} "
             f"(x must be in 0..{width}, y in 0..{height}). Clip it with np.clip(box, 0, [{width}, {height}, "
             f"{width}, {height}]) or re-draw it; check that x is the column and y the row."
         )

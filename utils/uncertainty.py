@@ -42,7 +42,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from .images import to_mask, to_rgb_uint8
-from .prompts import check_box
+from .prompts import check_box, jitter_box
 
 __all__ = [
     "FLIPS",
@@ -55,7 +55,6 @@ __all__ = [
     "flip_array",
     "flip_box",
     "foreground_probability",
-    "jitter_box",
     "logit_entropy",
     "multimask_disagreement",
     "plot_error_vs_uncertainty",
@@ -222,26 +221,6 @@ def flip_box(box: ArrayLike, image_shape: Sequence[int], flip: str) -> np.ndarra
     return np.clip(np.array([x0, y0, x1, y1], dtype=float), 0, [width, height, width, height])
 
 
-def jitter_box(
-    box: ArrayLike, jitter: float, rng: np.random.Generator | int | None, image_shape: Sequence[int]
-) -> np.ndarray:
-    """``box`` with each coordinate moved by a uniform amount up to ``jitter`` × the box's width (x) or
-    height (y), clipped to the image and re-ordered if two sides cross — as
-    :func:`utils.prompts.box_from_mask` jitters a box (widths count pixels inclusively)."""
-    height, width = _image_size(image_shape)
-    box = check_box(box, (height, width))
-    jitter = float(jitter)
-    if not np.isfinite(jitter) or jitter < 0:
-        raise ValueError(f"jitter must be a fraction >= 0 of the box size (0.05 = 5%); got {jitter!r}.")
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    box_w, box_h = box[2] - box[0] + 1, box[3] - box[1] + 1
-    moved = box + rng.uniform(-1.0, 1.0, size=4) * jitter * np.array([box_w, box_h, box_w, box_h])
-    moved = np.clip(moved, 0, [width - 1, height - 1, width - 1, height - 1])
-    x0, x1 = sorted(moved[[0, 2]])
-    y0, y1 = sorted(moved[[1, 3]])
-    return np.array([x0, y0, x1, y1], dtype=float)
-
-
 def box_region(box: ArrayLike, image_shape: Sequence[int], margin: int = 0) -> np.ndarray:
     """A bool ``(H, W)`` mask of the pixels inside ``box`` grown by ``margin`` pixels on every side."""
     height, width = _image_size(image_shape)
@@ -314,7 +293,7 @@ def tta_uncertainty(
 
     Views: the original image plus each of ``flips`` (see :data:`FLIPS`; ``"none"`` is always
     included). On every view the model answers the box as given and ``n_jitter`` jittered copies of
-    it (:func:`jitter_box` with ``jitter``; the same copies on every view, drawn from ``rng``), so
+    it (:func:`utils.prompts.jitter_box` with ``jitter``; the same copies on every view, drawn from ``rng``), so
     there are ``(1 + len(flips)) * (1 + n_jitter)`` answers. Each view is a new image for the encoder:
     **``1 + len(flips)`` encoder calls** (fewer when ``predictor`` caches embeddings, e.g.
     :class:`utils.volumetric.CachedPredictor`); the boxes cost decoder calls only. The original image

@@ -9,16 +9,21 @@ TEST_STAMP := $(VENV)/.installed-test
 MODE   ?= auto
 KERNEL := sam-course
 
-.PHONY: setup setup-test course test claims lint unit notebooks lab colab prefetch check bench clean help
+.PHONY: setup setup-test course test claims rehearse lint unit notebooks lab colab colab-check colab-widgets prefetch \
+        mirror check bench clean help
 
 help:
 	@echo "make course   run every notebook in order (MODE=$(MODE)) into outputs/ and print a summary"
 	@echo "make test     ruff + unit tests + every notebook in smoke mode"
 	@echo "make lab      JupyterLab on the course kernel ($(KERNEL))"
 	@echo "make colab REPO=owner/name [BRANCH=main]   point Colab badges and install cells at a fork"
+	@echo "make colab-check  would the Colab install replace any of Colab's packages? (dry run; needs the registry)"
 	@echo "make prefetch  download + verify every file the full mode needs (workshops)"
 	@echo "make check NB=path.ipynb   grade a student's exercises"
 	@echo "make claims   the notebooks' offline claims (real scans, several minutes; CI runs it too)"
+	@echo "make rehearse  every notebook in MODE=full at the smallest budget, against stand-in files (CI runs it)"
+	@echo "make colab-widgets  notebook 02's playground under Colab's ipywidgets 7.7.1 (a Colab twin venv)"
+	@echo "make mirror   serve the prefetched cache to a workshop room (docs/instructor.md)"
 	@echo "make bench    speed of each model against the matmul floor (benchmarks/RESULTS.md)"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -58,6 +63,12 @@ test: setup-test
 claims: setup-test
 	$(PY) -m pytest -m claims
 
+# The full mode's path (SAM ViT-B, MedSegBench, MedMNIST+) end to end, against stand-in files served on
+# 127.0.0.1; executed notebooks and summary.json in outputs/rehearsal/. CI runs it after make claims.
+# On a GPU: make rehearse ARGS="--budget full --cuda-memory-gib 15" (a T4's memory; writes gpu.json).
+rehearse: setup
+	$(PY) -m utils.rehearsal $(ARGS)
+
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
@@ -67,7 +78,12 @@ bench: setup
 
 # Download and hash-check every checkpoint and dataset the full mode needs (before a workshop)
 prefetch: setup
-	$(PY) -m utils.prefetch
+	$(PY) -m utils.prefetch $(ARGS)
+
+# Serve the prefetched cache to the room at the original URL paths (docs/instructor.md); on each
+# student machine: export SAMCOURSE_MIRROR=http://<this machine's IP>:8000. make mirror PORT=8001 ARGS=--all-models
+mirror: setup
+	$(PY) -m utils.mirror --host 0.0.0.0 --port $(or $(PORT),8000) $(ARGS)
 
 # make check NB=path/to/student_copy.ipynb — run a student's notebook and grade its exercises
 check: setup
@@ -79,5 +95,16 @@ colab: setup
 	@test -n "$(REPO)" || (echo "usage: make colab REPO=owner/name [BRANCH=main]"; exit 2)
 	$(PY) -m utils.colab --repo $(REPO) --branch $(or $(BRANCH),main)
 
+# Dry-run pip against Colab's published package list (utils/data): fails if the colab group or the package's
+# dependencies would replace anything Colab ships. Needs the package registry; CI runs it before cutting the network.
+colab-check: setup
+	$(PY) -m utils.colab --check-install
+
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache
+
+# Notebook 02's playground (Colab's "sliders" frontend) under Colab's ipywidgets 7.7.1 kernel: builds a Colab twin
+# venv (/tmp/colab-twin, pins read from Colab's package list) and runs 02 there in smoke mode; needs the registry
+# on first use. Record: outputs/colab_twin/record.json. ARGS=--fresh rebuilds the twin.
+colab-widgets:
+	$(PYTHON) tests/colab_twin/check_widgets.py $(ARGS)

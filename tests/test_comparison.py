@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import weakref
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from utils import comparison, peft, training
 from utils.datasets import Case
+from utils.env import to_jsonable
 
 pytestmark = pytest.mark.filterwarnings("ignore::utils.models.MeaninglessModelWarning")
 
@@ -64,7 +69,7 @@ def test_every_strategy_trains_under_one_protocol(tiny_comparison):
     assert all(np.array_equal(b, befores[0]) for b in befores)
     assert set(tiny_comparison.masks) == {"zero-shot", *peft.STRATEGIES}
     assert all(len(m) == 2 and m[0].shape == (64, 64) for m in tiny_comparison.masks.values())
-    assert list(tiny_comparison.models) == ["lora"]
+    assert list(tiny_comparison.models) == ["lora"] and tiny_comparison.failed == {}
 
 
 def test_records_have_the_issue_keys_and_a_paired_gain(tiny_comparison):
@@ -78,8 +83,10 @@ def test_records_have_the_issue_keys_and_a_paired_gain(tiny_comparison):
         assert record["gain_ci"][0] <= record["gain"] <= record["gain_ci"][1]
         assert record["improved"] == (record["gain_ci"][0] > 0)
     assert records["full"]["trainable_params"] == records["full"]["total_params"]
+    assert all(r["status"] == "ok" for r in records.values())
     table = comparison.comparison_table(records)
     assert list(table.index) == list(peft.STRATEGIES) and "gain, 95% CI" in table
+    assert "status" not in table  # the column appears only when a strategy did not train
 
 
 def synthetic_record(before, after, step=1.0, extra=100.0) -> dict:
@@ -100,6 +107,85 @@ def test_read_comparison_states_what_the_numbers_say():
     assert any("lora" in s and "noise" in s for s in claims["sentences"])
     with pytest.raises(ValueError, match="No records"):
         comparison.read_comparison({})
+
+
+def test_read_comparison_leaves_out_strategies_that_ran_out_of_memory():
+    oom = {"status": "out of memory at batch 2", "lr": 3e-5, "steps": 100, "batch_size": 2, "accumulate": 1}
+    records = {"decoder_only": synthetic_record(0.2, 0.3), "lora": synthetic_record(0.2, 0.6), "full": oom}
+    claims = comparison.read_comparison(records)
+    assert claims["best"] == "lora" and claims["failed"] == {"full": "out of memory at batch 2"}
+    assert "full" not in claims["improved"] + claims["not_improved"] and "memory_vs_full" not in claims
+    assert claims["zero_shot_dice"] == pytest.approx(0.2)
+    assert any("full (out of memory at batch 2)" in s for s in claims["sentences"])
+    nothing = comparison.read_comparison({"full": oom})  # every strategy failed: no best, still sentences
+    assert nothing["best"] is None and not nothing["any_improved"] and nothing["zero_shot_dice"] is None
+    assert nothing["sentences"] == ["Not trained, so left out of the comparison: full (out of memory at batch 2)."]
+    table = comparison.comparison_table({"full": oom})
+    assert list(table.columns) == ["lr", "status"] and table.loc["full", "status"] == "out of memory at batch 2"
+
+
+def test_a_strategy_that_runs_out_of_memory_becomes_a_row(monkeypatch):
+    split = comparison.make_split("microscopy", 2, 1)
+    loaded, alive = [], []  # weak references to the models loaded; which were still alive at each load
+    load_sam, adapter_forward = comparison.load_sam, peft.Adapter.forward
+
+    def watched_load(*args, **kwargs):
+        alive.append([ref() is not None for ref in loaded])
+        loaded.append(weakref.ref(model := load_sam(*args, **kwargs)))
+        return model
+
+    def out_of_memory(self, x):  # evaluation runs; the first training forward pass fails, as on a full GPU
+        if torch.is_grad_enabled():
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.25 GiB (injected)")
+        return adapter_forward(self, x)
+
+    monkeypatch.setattr(comparison, "load_sam", watched_load)
+    monkeypatch.setattr(peft.Adapter, "forward", out_of_memory)
+    compared = comparison.compare_strategies(
+        "tiny_sam", split, steps=1, lr=1e-3, batch_size=1, accumulate=2, eval_every=None, seed=0, device="cpu",
+        progress=False, gallery=split.test, keep=("adapter", "lora"),
+    )  # fmt: skip
+    others = [s for s in peft.STRATEGIES if s != "adapter"]
+    assert list(compared.results) == others and list(compared.models) == ["lora"]
+    assert set(compared.masks) == {"zero-shot", *others}
+    assert compared.failed["adapter"]["status"] == "out of memory at batch 1, accumulating 2"
+    # loads: zero-shot, decoder_only, adapter, lora, ...: the failed adapter model is gone before lora loads
+    assert alive[3] == [False, False, False]
+    assert compared.failed["adapter"]["lr"] == 1e-3 and compared.results["lora"].history["loss"].notna().any()
+    records = compared.records(n_boot=100)
+    assert list(records) == list(peft.STRATEGIES) and records["adapter"]["status"].startswith("out of memory")
+    assert all(records[s]["status"] == "ok" and records[s]["steps"] == 1 for s in others)
+    table = comparison.comparison_table(records)
+    assert list(table.index) == list(peft.STRATEGIES) and table.columns[-1] == "status"
+    assert table.loc["adapter", "status"] == "out of memory at batch 1, accumulating 2"
+    assert table.loc["adapter", "Dice after"] == "-" and table.loc["lora", "status"] == "ok"
+    assert table.loc["lora", "Dice after"] == pytest.approx(records["lora"]["dice_after"], abs=1e-3)
+    claims = comparison.read_comparison(records)
+    assert claims["best"] != "adapter" and "adapter" not in claims["improved"] + claims["not_improved"]
+    assert set(claims["memory_vs_full"]) == set(others)
+    assert any("adapter (out of memory at batch 1, accumulating 2)" in s for s in claims["sentences"])
+    saved = json.loads(json.dumps(to_jsonable({"strategies": records, "claims": claims})))
+    assert saved["strategies"]["adapter"] == records["adapter"] and saved["claims"]["failed"] == claims["failed"]
+    assert saved["strategies"]["lora"]["dice_after"] == pytest.approx(records["lora"]["dice_after"])
+    import matplotlib.pyplot as plt
+
+    fig = comparison.plot_gallery(split.test, compared.masks)
+    assert len(fig.axes) == len(others) + 1
+    curves = training.plot_learning_curves(compared.results)
+    assert len(curves.axes[0].lines) == len(others)
+    assert list(training.results_table(compared.results).index) == others
+    plt.close("all")
+
+
+def test_other_errors_still_stop_the_comparison(monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise ValueError("a bug, not a lack of memory")
+
+    monkeypatch.setattr(peft.Adapter, "forward", broken)
+    split = comparison.make_split("microscopy", 2, 1)
+    with pytest.raises(ValueError, match="a bug"):
+        comparison.compare_strategies("tiny_sam", split, ("decoder_only", "adapter"), steps=1, lr=1e-3, batch_size=1,
+                                      eval_every=None, device="cpu", progress=False)  # fmt: skip
 
 
 def test_strategy_parameters_on_vit_b_without_weights():

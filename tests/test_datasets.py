@@ -93,6 +93,16 @@ def mirror(http_server, course_cache, monkeypatch):
             http_server.add_file(path, data)
             return path
 
+        def checkpoint(self, name: str, data: bytes) -> str:
+            """Serve ``data`` as registry model ``name``'s checkpoint, its sha256 and size registered."""
+            from utils import models
+
+            spec = models.REGISTRY[name]
+            patched = {**spec.__dict__, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+            monkeypatch.setitem(models.REGISTRY, name, models.ModelSpec(**patched))
+            http_server.add_file(urlsplit(spec.url).path, data)
+            return urlsplit(spec.url).path
+
         def medmnist(self, flag: str, size: int, data: bytes, md5: str | None = None) -> str:
             suffix = "" if size == 28 else f"_{size}"
             mnist_info[flag][f"MD5{suffix}"] = md5 or hashlib.md5(data).hexdigest()

@@ -213,3 +213,20 @@ def test_medical_set_full_reads_medmnist_and_skips_a_set_that_fails(monkeypatch)
     assert list(medical.tasks) == ["breastmnist: benign / malignant", "pneumoniamnist: benign / malignant"]
     index, labels = medical.tasks["pneumoniamnist: benign / malignant"]
     assert index.tolist() == [4, 5, 6, 7] and labels.tolist() == [0, 1, 0, 1]
+
+
+def test_medical_set_full_probes_only_classes_with_two_images(monkeypatch):
+    """A class drawn once cannot be both fitted and tested: the probe task leaves it out (5 images, 3 grades)."""
+    from utils import datasets
+
+    def fake_medmnist(flag, split="test", size=224, n=None, seed=0, **kwargs):
+        info = {"label_names": {0: "0", 1: "1", 2: "2", 3: "3"}, "source": f"MedMNIST {flag}"}
+        labels = np.array([0, 2, 0, 3, 2]) if flag == "retinamnist" else np.array([0, 1, 2, 3, 0])
+        return np.zeros((5, 40, 40, 3), np.uint8), labels, info
+
+    monkeypatch.setattr(datasets, "medmnist_images", fake_medmnist)
+    medical = domain.medical_set("full", n_per_group=5, seed=0, size=32)
+    assert list(medical.tasks) == ["retinamnist: 0 / 2"]  # the others have one class with two images
+    index, labels = medical.tasks["retinamnist: 0 / 2"]
+    assert index.tolist() == [10, 11, 12, 14] and labels.tolist() == [0, 2, 0, 2]
+    domain.linear_probe(np.random.default_rng(0).normal(size=(4, 3)), labels, test_size=0.5)  # fits now

@@ -10,7 +10,17 @@ import time
 
 import pytest
 
-from utils.download import ChecksumError, DownloadError, OfflineError, fetch, file_hash, mirror_url, verify_file
+from utils import download
+from utils.download import (
+    ChecksumError,
+    DownloadError,
+    OfflineError,
+    fetch,
+    file_hash,
+    mirror_url,
+    stamp_path,
+    verify_file,
+)
 from utils.env import repo_root
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB, so a truncated transfer really is cut short
@@ -32,7 +42,8 @@ def test_good_file_is_downloaded_verified_and_cached(served, course_cache, known
     assert path == target
     assert path.read_bytes() == PAYLOAD
     assert server.hits["/files/payload.bin"] == 1
-    assert list_files(target.parent) == ["payload.bin"]  # no temporary or probe files left
+    # no temporary or probe files left; the stamp records that the file verified
+    assert list_files(target.parent) == ["payload.bin", "payload.bin.verified"]
 
     again = fetch(url, target, known_hash=known_hash, size=len(PAYLOAD), progressbar=False)
     assert again == target
@@ -201,7 +212,7 @@ def test_failed_forced_redownload_keeps_the_old_verified_copy(served, course_cac
     with pytest.raises(DownloadError):
         fetch(url, target, known_hash=f"md5:{MD5}", force=True, progressbar=False)
     assert target.read_bytes() == b"stale"  # nothing half-written replaced it
-    assert list_files(target.parent) == ["payload.bin"]
+    assert list_files(target.parent) == ["payload.bin", "payload.bin.verified"]  # (the stamp no longer matches)
     server.set_fault(None)
     assert fetch(url, target, known_hash=f"md5:{MD5}", force=True, progressbar=False).read_bytes() == PAYLOAD
 
@@ -244,3 +255,142 @@ def test_every_download_goes_through_the_verified_fetch():
     assert not offenders, f"network calls outside utils/download.py: {offenders}"
     # The pattern does find what it looks for.
     assert _NETWORK_CALLS.search(sources["utils/download.py"]) and _NETWORK_CALLS.search(sources["utils/env.py"])
+
+
+# --------------------------------------------------------------------------------------------------
+# The verification stamp: a file is hashed once, and a changed file is hashed (and refused) again
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hash_calls(monkeypatch):
+    """Count the times verify_file reads a whole file to hash it."""
+    calls = []
+    real = download.file_hash
+
+    def counting(path, algorithm="sha256"):
+        calls.append(str(path))
+        return real(path, algorithm)
+
+    monkeypatch.setattr(download, "file_hash", counting)
+    return calls
+
+
+@pytest.fixture
+def payload_file(tmp_path):
+    path = tmp_path / "payload.bin"
+    path.write_bytes(PAYLOAD)
+    return path
+
+
+def test_stamp_skips_rehashing_an_unchanged_file(payload_file, hash_calls, list_files):
+    known = f"sha256:{SHA256}"
+    assert verify_file(payload_file, known, size=len(PAYLOAD)) == payload_file
+    assert len(hash_calls) == 1
+    stat = payload_file.stat()
+    record = json.loads(stamp_path(payload_file).read_text())
+    assert record == {"algorithm": "sha256", "digest": SHA256, "size": len(PAYLOAD), "mtime_ns": stat.st_mtime_ns}
+    for _ in range(3):
+        assert verify_file(payload_file, known, size=len(PAYLOAD)) == payload_file
+    assert len(hash_calls) == 1  # the stamp matched: the file was not read again
+    assert list_files(payload_file.parent) == ["payload.bin", "payload.bin.verified"]  # no temporary file left
+
+
+def test_fetch_of_a_cached_file_uses_the_stamp(served, course_cache, hash_calls):
+    server, url = served
+    target = course_cache / "payload.bin"
+    fetch(url, target, known_hash=f"md5:{MD5}", progressbar=False)
+    hashed = len(hash_calls)
+    assert fetch(url, target, known_hash=f"md5:{MD5}", progressbar=False).read_bytes() == PAYLOAD
+    assert len(hash_calls) == hashed and server.hits["/files/payload.bin"] == 1
+
+
+def test_a_rewritten_file_of_the_same_size_is_hashed_again_and_refused(payload_file, hash_calls):
+    known = f"sha256:{SHA256}"
+    verify_file(payload_file, known)
+    mtime = payload_file.stat().st_mtime_ns
+    payload_file.write_bytes(bytes(reversed(PAYLOAD)))  # same size, other bytes
+    os.utime(payload_file, ns=(mtime + 10**9, mtime + 10**9))  # and certainly a new mtime
+    with pytest.raises(ChecksumError, match="Refusing"):
+        verify_file(payload_file, known, size=len(PAYLOAD))
+    assert len(hash_calls) == 2
+    assert not stamp_path(payload_file).exists()  # the stale stamp is gone with the refusal
+
+
+def test_a_replaced_file_with_the_old_mtime_but_another_size_is_refused(payload_file):
+    verify_file(payload_file, f"md5:{MD5}")
+    mtime = payload_file.stat().st_mtime_ns
+    payload_file.write_bytes(PAYLOAD + b"!")
+    os.utime(payload_file, ns=(mtime, mtime))
+    with pytest.raises(ChecksumError):
+        verify_file(payload_file, f"md5:{MD5}")
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"digest": "0" * 64},  # a stamp for another hash
+        {"algorithm": "md5"},  # a stamp made with another algorithm
+        {"size": len(PAYLOAD) + 1},
+        {"mtime_ns": 1},
+    ],
+)
+def test_a_stamp_that_does_not_match_is_ignored(payload_file, hash_calls, forged):
+    stat = payload_file.stat()
+    good = {"algorithm": "sha256", "digest": SHA256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    stamp_path(payload_file).write_text(json.dumps({**good, **forged}))
+    assert verify_file(payload_file, f"sha256:{SHA256}") == payload_file
+    assert len(hash_calls) == 1  # the file was hashed, not trusted
+    assert json.loads(stamp_path(payload_file).read_text()) == good  # and the stamp now says what is true
+
+
+@pytest.mark.parametrize("content", [b"", b"{not json", b"\xff\xfe\x00", b"[1, 2]", b'{"digest": null}'])
+def test_an_unreadable_stamp_is_ignored(payload_file, hash_calls, content):
+    stamp_path(payload_file).write_bytes(content)
+    assert verify_file(payload_file, f"md5:{MD5}") == payload_file
+    assert len(hash_calls) == 1
+    assert json.loads(stamp_path(payload_file).read_text())["digest"] == MD5
+
+
+def test_a_stamp_that_cannot_be_written_costs_only_a_rehash(payload_file, hash_calls, monkeypatch, list_files):
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(download.tempfile, "mkstemp", no_space)
+    assert verify_file(payload_file, f"md5:{MD5}") == payload_file
+    assert verify_file(payload_file, f"md5:{MD5}") == payload_file
+    assert len(hash_calls) == 2
+    assert list_files(payload_file.parent) == ["payload.bin"]
+
+
+def test_a_stamp_write_that_fails_halfway_leaves_nothing(payload_file, monkeypatch, list_files):
+    def broken_replace(source, target):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(download.os, "replace", broken_replace)
+    verify_file(payload_file, f"md5:{MD5}")
+    assert list_files(payload_file.parent) == ["payload.bin"]  # the temporary stamp was removed
+
+
+def test_stamp_false_always_hashes_and_writes_nothing(payload_file, hash_calls, list_files):
+    for _ in range(2):
+        verify_file(payload_file, f"md5:{MD5}", stamp=False)
+    assert len(hash_calls) == 2
+    assert list_files(payload_file.parent) == ["payload.bin"]
+
+
+def test_large_downloads_use_large_chunks_and_keep_the_progress_bar(served, course_cache, monkeypatch):
+    import pooch
+
+    made = []
+    real = pooch.HTTPDownloader
+
+    def recording(*args, **kwargs):
+        made.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pooch, "HTTPDownloader", recording)
+    _, url = served
+    fetch(url, course_cache / "payload.bin", known_hash=f"md5:{MD5}")
+    assert made and made[0]["chunk_size"] >= 1 << 20 and made[0]["progressbar"] is True
+    assert (course_cache / "payload.bin").read_bytes() == PAYLOAD

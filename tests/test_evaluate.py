@@ -348,3 +348,17 @@ def test_figures_draw(phantom_cases):
         plt.close(fig)
     with pytest.raises(ValueError, match="keep_masks"):
         ev.plot_failures(df.drop(columns="mask"), [case])
+
+
+def test_min_mask_region_area_without_opencv_says_what_to_install(tiny, phantom_cases, monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` fails, as where OpenCV is not installed
+    amg = {"points_per_side": 2, "min_mask_region_area": 20}
+    with pytest.raises(ImportError, match="pip install opencv-python-headless") as info:
+        ev.evaluate(tiny, phantom_cases[:1], ["everything"], amg_kwargs=amg, progress=False)
+    assert "min_mask_region_area=20" in str(info.value) and "cv2" in str(info.value)
+    assert ev._mask_generator(tiny, {**amg, "min_mask_region_area": 0}).min_mask_region_area == 0  # needs no cv2
+    monkeypatch.setitem(sys.modules, "cv2", types.ModuleType("cv2"))  # OpenCV present: the option passes through
+    assert ev._mask_generator(tiny, amg).min_mask_region_area == 20

@@ -116,6 +116,8 @@ BAD_INPUTS = [
     ("unknown device", "models", "load_sam", ("tiny_sam",), {"device": "tpu"}, ValueError, ["Unknown device"]),
     # env
     ("unknown mode", "env", "resolve_mode", ("fast",), {}, ValueError, ["Unknown MODE", "smoke"]),
+    ("unknown mode explained", "env", "explain_mode", ("quick",), {}, ValueError, ["Unknown MODE", "auto"]),
+    ("unknown budget", "env", "start_run", ("01_x",), {"mode": "smoke", "budget": "big"}, ValueError, ["BUDGET"]),
     ("bad seed", "env", "seed_everything", (-3,), {}, ValueError, ["non-negative"]),
     ("notebook path as stem", "env", "start_run", ("notebooks/01.ipynb",), {}, ValueError, ["stem"]),
     ("unknown device name", "env", "get_device", ("gpu",), {}, ValueError, ["'cpu'"]),
@@ -341,6 +343,11 @@ BAD_INPUTS = [
         ["prompt_tuning", "decoder_only"],
     ),
     ("comparison empty", "comparison", "read_comparison", ({},), {}, ValueError, ["No records", "compare_strategies"]),
+    # rehearsal stand-ins
+    ("stand-in flag", "rehearsal", "standin_medsegbench", ("/tmp/x.npz", "nosuch"), {}, ValueError, ["busi"]),
+    ("stand-in medmnist", "rehearsal", "standin_medmnist", ("/tmp/x.npz", "nosuch"), {}, ValueError, ["breastmnist"]),
+    ("stand-in variant", "rehearsal", "standin_sam_checkpoint", ("/tmp/x.pth", "b"), {}, ValueError, ["vit_b"]),
+    ("rehearsal budget", "rehearsal", "rehearse", (), {"budget": "huge"}, ValueError, ["budget must be", "smoke"]),
 ]
 
 
@@ -446,6 +453,8 @@ EXEMPT = {
     "domain.medical_set",
     "sweeps.curves",
     "sweeps.pick_values",
+    "models.encoder_autocast",  # takes the predictor's own device
+    "rehearsal.build_standins",  # rehearse's own folder and seed
     "volumetric.crop_slab",
     "volumetric.orthogonal_views",
     "volumetric.plot_slice_profile",

@@ -1,5 +1,6 @@
 """utils.harness: papermill runs a notebook with MODE injected; the summary reads its results.json."""
 
+import io
 import json
 
 import nbformat
@@ -27,13 +28,15 @@ run.save_results(headline={"answer": 42, "mode_was": run.mode}, detail=[1, 2])
 
 
 @pytest.mark.slow
-def test_run_notebook_injects_mode_and_reads_headline(tmp_path):
+def test_run_notebook_injects_mode_and_reads_headline(tmp_path, capfd):
     nb = _notebook(tmp_path / "01_demo.ipynb", GOOD)
     out = tmp_path / "out"
     (out / "01_demo").mkdir(parents=True)
     (out / "01_demo" / "results.json").write_text('{"stale": true}')
     run = harness.run_notebook(nb, mode="smoke", out_root=out)
     assert run.status == "ok", run.error
+    # the kernel (a subprocess writing to this process's stderr) no longer warns about plain TCP
+    assert "without encryption" not in capfd.readouterr().err
     assert run.mode == "smoke" and run.headline == {"answer": 42, "mode_was": "smoke"}
     saved = json.loads((out / "01_demo" / "results.json").read_text())
     assert saved["results"]["detail"] == [1, 2] and "stale" not in saved
@@ -84,3 +87,68 @@ def test_check_student_notebook_grades_each_exercise(tmp_path, capsys):
     statuses = harness.check_student_notebook(nb, out_root=tmp_path / "out")
     assert statuses == {"T.sum": "passed", "T.product": "failed", "T.left": "unanswered"}
     assert "1 of 3 exercises passed." in capsys.readouterr().out
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def papermill_calls(monkeypatch):
+    """Record papermill's arguments instead of starting a kernel."""
+    import papermill
+
+    calls = []
+    monkeypatch.setattr(papermill, "execute_notebook", lambda input_path, output_path, **kwargs: calls.append(kwargs))
+    return calls
+
+
+def test_course_kernel_is_used_when_registered(monkeypatch):
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    monkeypatch.setattr(
+        KernelSpecManager, "find_kernel_specs", lambda self: {"python3": "/k/python3", "sam-course": "/k/s"}
+    )
+    assert harness.course_kernel() == "sam-course" == harness.COURSE_KERNEL
+    monkeypatch.setattr(KernelSpecManager, "find_kernel_specs", lambda self: {"python3": "/k/python3"})
+    assert harness.course_kernel() == "python3"
+
+
+def test_run_notebook_uses_the_course_kernel_and_an_encrypted_connection(tmp_path, monkeypatch, papermill_calls):
+    import zmq
+
+    monkeypatch.setattr(harness, "course_kernel", lambda: "sam-course")
+    monkeypatch.setattr(harness.sys, "stderr", io.StringIO())  # not a terminal: no progress bar
+    nb = _notebook(tmp_path / "01_demo.ipynb", GOOD)
+    harness.run_notebook(nb, mode="smoke", out_root=tmp_path / "out")
+    harness.run_notebook(nb, mode="smoke", out_root=tmp_path / "out", kernel_name="python3")
+    monkeypatch.setattr(zmq, "has", lambda capability: False)  # a zmq without CurveZMQ: leave the default
+    harness.run_notebook(nb, mode="smoke", out_root=tmp_path / "out")
+    first, second, third = papermill_calls
+    assert (first["kernel_name"], second["kernel_name"]) == ("sam-course", "python3")
+    assert first["progress_bar"] is False
+    assert first["config"].KernelManager.transport_encryption == "auto"
+    assert "config" not in third
+
+
+def test_progress_bar_follows_the_terminal_or_the_flag(tmp_path, monkeypatch, papermill_calls):
+    nb = _notebook(tmp_path / "01_demo.ipynb", GOOD)
+    monkeypatch.setattr(harness.sys, "stderr", _Terminal())
+    harness.run_notebook(nb, mode="smoke", out_root=tmp_path / "out")
+    harness.run_notebook(nb, mode="smoke", out_root=tmp_path / "out", progress=False)
+    monkeypatch.setattr(harness.sys, "stderr", io.StringIO())
+    harness.run_notebook(nb, mode="smoke", out_root=tmp_path / "out", progress=True)
+    assert [call["progress_bar"] for call in papermill_calls] == [True, False, True]
+
+
+def test_cli_passes_kernel_and_progress_through(tmp_path, monkeypatch, papermill_calls, capsys):
+    nb = _notebook(tmp_path / "01_demo.ipynb", GOOD)
+    out = str(tmp_path / "out")
+    assert harness.main(["--mode", "smoke", "--out", out, "--kernel", "python3", "--progress", str(nb)]) == 1
+    assert harness.main(["--mode", "smoke", "--out", out, "--no-progress", str(nb)]) == 1  # (no results.json)
+    assert [(c["kernel_name"], c["progress_bar"]) for c in papermill_calls] == [
+        ("python3", True),
+        (harness.course_kernel(), False),
+    ]
+    assert "kernel python3" in capsys.readouterr().out

@@ -290,6 +290,25 @@ def test_predictor_counts_encoder_calls_and_checks_inputs():
     assert predictor.encoder_calls == 1
 
 
+def test_encoder_half_precision_keeps_float32_features_and_the_mask(monkeypatch):
+    """On CUDA the encoder runs under fp16 autocast; here CPU bfloat16 autocast stands in for it."""
+    assert isinstance(models.encoder_autocast(torch.device("cpu")), type(models.contextlib.nullcontext()))
+    with warnings.catch_warnings():  # without a GPU torch warns that it would disable CUDA autocast
+        warnings.simplefilter("ignore", UserWarning)
+        assert models.encoder_autocast(torch.device("cuda")).fast_dtype == torch.float16
+    image, mask = _disk_image()
+    box = np.array([50, 50, 175, 130], float)
+    reference = models.CoursePredictor(_lite())
+    reference.set_image(image)
+    expected = reference.predict(box=box, multimask_output=False)[0][0]
+    monkeypatch.setattr(models, "encoder_autocast", lambda device: torch.autocast("cpu", dtype=torch.bfloat16))
+    half = models.CoursePredictor(_lite())
+    half.set_image(image)
+    assert half.features.dtype == torch.float32  # the decoder always gets float32
+    assert (half.features - reference.features).abs().max() > 0  # the encoder really ran in lower precision
+    assert _dice(half.predict(box=box, multimask_output=False)[0][0], expected) > 0.97
+
+
 def test_automatic_mask_generator_drives_litemedsam_unchanged():
     """SAM's own generator builds its own SamPredictor around our model: the wrapper must work there too.
 

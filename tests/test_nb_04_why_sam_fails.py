@@ -22,7 +22,7 @@ STEM = "04_why_sam_fails"
 def check_structure(results: dict, solutions: bool = True) -> None:
     body = results["results"]
     model = "sam_vit_b" if results["mode"] == "full" else "litemedsam"
-    embedder = "tiny_sam" if results["mode"] == "smoke" else model  # smoke embeds with a random tiny SAM
+    embedder = "tiny_sam" if results["budget"] == "smoke" else model  # smoke sizes embed with a random tiny SAM
     assert results["models"] == list(dict.fromkeys([model, embedder])) and body["embedder"] == embedder
     assert set(body["curves"]) == set(body["factors"]) and body["factors"][0] == "contrast"  # results.json sorts keys
     n_images = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from utils import harness, peft
 
@@ -15,6 +16,9 @@ REQUIRED = {"trainable_params", "total_params", "peak_mem_mb", "step_time_s", "d
 def check_records(records: dict, strategies) -> None:
     assert set(records) == set(strategies)  # results.json sorts keys
     for strategy, record in records.items():
+        if record["status"] != "ok":  # a strategy that ran out of GPU memory is a row that says so, no numbers
+            assert record["status"].startswith("out of memory at batch") and "dice_after" not in record, strategy
+            continue
         assert REQUIRED <= set(record), strategy
         assert 0 < record["trainable_params"] <= record["total_params"]
         assert record["step_time_s"] > 0 and record["peak_mem_mb"] > 0
@@ -30,6 +34,9 @@ def test_smoke_results_hold_every_strategy(smoke_results):
     assert results["mode"] == "smoke" and results["models"] == ["tiny_sam"]
     body = results["results"]
     check_records(body["strategies"], peft.STRATEGIES)
+    assert all(r["status"] == "ok" for r in body["strategies"].values())
+    # the smoke budget is the old one: no accumulation, no checkpointing (those are full mode's T4 fit)
+    assert body["budget"]["accumulate"] == 1 and body["budget"]["checkpoint_encoder"] is False
     # matched: the same held-out cases and the same starting model for every strategy
     assert len({r["n_test"] for r in body["strategies"].values()}) == 1
     assert len({r["dice_before"] for r in body["strategies"].values()}) == 1
@@ -43,6 +50,47 @@ def test_smoke_results_hold_every_strategy(smoke_results):
     assert body["phantom"]["split"] == "fundus"
     check_records(body["phantom"]["strategies"], ("decoder_only", "adapter"))
     assert body["exercises"]["passed"] == body["exercises"]["total"] >= 3
+
+
+def _run_cells_in_process(namespace: dict) -> None:
+    """Every code cell of the notebook in this process (so a test can patch utils), parameters set to smoke."""
+    import nbformat
+
+    path = next(p for p in harness.find_notebooks() if p.stem == STEM)
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "code":
+            exec(compile(cell.source, f"{STEM} {cell.id}", "exec"), namespace)
+            if "parameters" in cell.metadata.get("tags", []):
+                namespace.update(MODE="smoke", DEVICE="cpu", SOLUTIONS=True)
+
+
+@pytest.mark.notebooks
+@pytest.mark.filterwarnings("ignore::utils.models.MeaninglessModelWarning")
+def test_the_cells_after_the_comparison_cope_with_a_strategy_out_of_memory(monkeypatch, tmp_path):
+    """Full mode on a T4 may still run out of memory in one strategy: here LoRA, the one the notebook ships."""
+    import matplotlib.pyplot as plt
+
+    lora_forward = peft.LoRALinear.forward
+
+    def out_of_memory(self, x):
+        if torch.is_grad_enabled():  # training; evaluation runs
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.25 GiB (injected)")
+        return lora_forward(self, x)
+
+    monkeypatch.setattr(peft.LoRALinear, "forward", out_of_memory)
+    monkeypatch.setenv("SAMCOURSE_OUTPUT_DIR", str(tmp_path))
+    namespace = {"display": lambda *args, **kwargs: None}
+    try:
+        _run_cells_in_process(namespace)
+    finally:
+        plt.close("all")
+    body = json.loads((tmp_path / STEM / "results.json").read_text())["results"]
+    check_records(body["strategies"], peft.STRATEGIES)
+    assert body["strategies"]["lora"]["status"] == "out of memory at batch 1"  # smoke: batch 1, no accumulation
+    assert body["shipping"] is None and "lora" in body["claims"]["failed"]
+    assert body["claims"]["best"] != "lora" and body["headline"]["best_strategy"] == body["claims"]["best"]
+    assert any("lora (out of memory" in s for s in body["claims"]["sentences"])
+    assert namespace["comparison"].comparison_table(namespace["records"]).loc["lora", "status"].startswith("out of")
 
 
 @pytest.mark.claims

@@ -236,6 +236,79 @@ def test_result_metering_and_summary(disks):
     plt.close(fig)
 
 
+# ------------------------------------------------------------------------------ activation checkpointing
+
+
+def _loss_and_grads(sam, case, checkpointed: bool):
+    """One training forward and backward through the encoder (train mode); the loss and every gradient."""
+    predictor = CoursePredictor(sam)
+    sample = training._prepare(case, predictor, 64, torch.device("cpu"))
+    prompt = training.sample_prompt(case.mask, np.random.default_rng(0), "box")
+    training._train_mode(sam)
+    calls = []
+    # a pre-hook: the recomputation stops inside the MLP, once the last activation needed is back
+    hooks = [b.mlp.register_forward_pre_hook(lambda *_: calls.append(1)) for b in training.encoder_blocks(sam)]
+    with training.encoder_checkpointing(sam, checkpointed):
+        loss = training.make_loss()(training._forward(sam, [sample], [prompt], predictor, 64), sample.target[None])
+        loss.backward()
+    for hook in hooks:
+        hook.remove()
+    grads = {n: p.grad.clone() for n, p in sam.named_parameters() if p.grad is not None}  # not the IoU head
+    return loss.item(), grads, len(calls)
+
+
+@pytest.mark.parametrize("strategy", ["adapter", "lora", "svd", "full"])
+def test_checkpointing_gives_the_same_loss_and_gradients(disks, strategy):
+    sam = peft.STRATEGIES[strategy](tiny())
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # off the identity start (zero LoRA B, adapter up-projection): every gradient non-zero
+        for p in (p for p in sam.parameters() if p.requires_grad):
+            p.add_(0.02 * torch.randn(p.shape, generator=generator))
+    twin = copy.deepcopy(sam)
+    loss, grads, plain_calls = _loss_and_grads(sam, disks[0], checkpointed=False)
+    loss_ckpt, grads_ckpt, ckpt_calls = _loss_and_grads(twin, disks[0], checkpointed=True)
+    assert (plain_calls, ckpt_calls) == (2, 4)  # two blocks; checkpointed, each runs again in the backward pass
+    assert loss_ckpt == pytest.approx(loss, abs=1e-6)
+    encoder_grads = [n for n in grads if n.startswith("image_encoder.blocks")]
+    assert set(grads_ckpt) == set(grads) and encoder_grads
+    assert all(grads[n].abs().max() > 0 for n in encoder_grads)
+    for name, grad in grads.items():
+        torch.testing.assert_close(grads_ckpt[name], grad, rtol=1e-5, atol=1e-6, msg=name)
+    assert not any("forward" in vars(b) for b in training.encoder_blocks(twin))  # restored on exit
+
+
+def test_checkpointing_finds_wrapped_blocks_and_restores_them_after_an_error():
+    sam = peft.adapter(load_sam("litemedsam", device="cpu"))
+    blocks = training.encoder_blocks(sam)
+    assert len(blocks) == 10 and all(type(b).__name__ == "TinyViTBlock" for b in blocks)
+    with pytest.raises(RuntimeError, match="inside"):
+        with training.encoder_checkpointing(sam) as wrapped:
+            assert wrapped == blocks and all("forward" in vars(b) for b in blocks)
+            with pytest.raises(ValueError, match="already checkpointed"):
+                with training.encoder_checkpointing(sam):
+                    pass
+            raise RuntimeError("inside")
+    assert not any("forward" in vars(b) for b in blocks)
+    with pytest.raises(ValueError, match="Expected a segment_anything Sam"):
+        training.encoder_blocks(nn.Module())
+
+
+def test_train_with_encoder_checkpointing_follows_the_same_path(disks):
+    kwargs = {"strategy_name": "lora", "steps": 3, "lr": 1e-2, "seed": 3, "batch_size": 1, "accumulate": 2}
+    plain_model, ckpt_model = tiny(), tiny()
+    plain = quiet_train(plain_model, disks[:3], **kwargs)
+    ckpt = quiet_train(ckpt_model, disks[:3], checkpoint_encoder=True, **kwargs)
+    np.testing.assert_allclose(ckpt.history["loss"].to_numpy()[1:], plain.history["loss"].to_numpy()[1:], rtol=1e-5)
+    for (name, a), b in zip(plain_model.named_parameters(), ckpt_model.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6, msg=name)
+    assert ckpt.options["checkpoint_encoder"] and not plain.options["checkpoint_encoder"]
+    assert not any("forward" in vars(b) for b in training.encoder_blocks(ckpt_model))
+    frozen = quiet_train(tiny(), disks[:2], strategy_name="decoder_only", steps=1, checkpoint_encoder=True)
+    assert frozen.options["checkpoint_encoder"] is False  # nothing to checkpoint: the encoder is frozen
+    with pytest.raises(ValueError, match="checkpoint_encoder"):
+        quiet_train(tiny(), disks, strategy_name="lora", checkpoint_encoder="yes")
+
+
 def test_bad_input_raises_value_errors(disks):
     with pytest.raises(ValueError, match="steps"):
         quiet_train(tiny(), disks, strategy_name="lora", steps=0)

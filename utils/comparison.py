@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from . import peft
 from .evaluate import _zoom_to, bootstrap_ci
@@ -47,6 +49,7 @@ __all__ = [
     "architecture",
     "compare_strategies",
     "comparison_table",
+    "failed_strategies",
     "gallery_predictions",
     "make_split",
     "plot_gallery",
@@ -192,15 +195,38 @@ def _check_strategies(strategies: Sequence[str]) -> list[str]:
 
 @dataclass
 class Comparison:
-    """What :func:`compare_strategies` produced."""
+    """What :func:`compare_strategies` produced.
 
-    results: dict[str, TrainResult]  # per strategy: history, Dice before/after, cost
+    A strategy that ran out of GPU memory has no result, masks or model, only an entry in ``failed``
+    (a record whose ``status`` says so, e.g. ``"out of memory at batch 2"``).
+    """
+
+    results: dict[str, TrainResult]  # per trained strategy: history, Dice before/after, cost
     masks: dict[str, list[np.ndarray]]  # per model ("zero-shot" first): a mask per gallery case
     models: dict[str, Any]  # the trained models of the strategies named in ``keep``
+    failed: dict[str, dict[str, Any]] = field(default_factory=dict)  # per strategy that did not finish: its record
+    strategies: list[str] = field(default_factory=list)  # every strategy asked for, in order
 
     def records(self, n_boot: int = 2000, seed: int = 0) -> dict[str, dict[str, Any]]:
-        """:func:`strategy_record` of every run, by strategy."""
-        return {name: strategy_record(result, n_boot=n_boot, seed=seed) for name, result in self.results.items()}
+        """One record per strategy, in the order asked: :func:`strategy_record`, or the failure's record."""
+        names = self.strategies or [*self.results, *self.failed]
+        return {name: strategy_record(self.results[name], n_boot=n_boot, seed=seed) if name in self.results
+                else dict(self.failed[name]) for name in names}  # fmt: skip
+
+
+def _out_of_memory_record(lr: float, steps: int, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The record of a strategy whose training or gallery ran out of GPU memory."""
+    defaults = inspect.signature(train).parameters  # the batch train() used when none was given
+    batch = options.get("batch_size", defaults["batch_size"].default)
+    accumulate = options.get("accumulate", defaults["accumulate"].default)
+    status = f"out of memory at batch {batch}" + (f", accumulating {accumulate}" if accumulate > 1 else "")
+    return {"status": status, "batch_size": batch, "accumulate": accumulate, "lr": lr, "steps": steps}
+
+
+def _free_memory() -> None:
+    gc.collect()  # the next model reuses this memory
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # hand the failed run's cached blocks back, so the next run can grow
 
 
 def compare_strategies(
@@ -225,26 +251,45 @@ def compare_strategies(
     strategy, the box-prompted masks each trained model predicts for the ``gallery`` cases
     (``"zero-shot"``: the pretrained model's) and the trained models named in ``keep``; the others
     are dropped after their run, so memory holds one model at a time.
+
+    A strategy that raises ``torch.cuda.OutOfMemoryError`` (in training or in its gallery predictions)
+    is recorded in ``Comparison.failed`` (status ``"out of memory at batch N"``), its memory is freed
+    and the next strategy runs; any other error propagates.
     """
     from tqdm.auto import tqdm
 
     strategies = _check_strategies(strategies)
     rates = {s: _learning_rate(lr, s) for s in strategies}  # checked before any training starts
     masks = {"zero-shot": gallery_predictions(load_sam(model, device=device), gallery)} if gallery else {}
-    out = Comparison(results={}, masks=masks, models={})
+    out = Comparison(results={}, masks=masks, models={}, strategies=strategies)
     for strategy in tqdm(strategies, desc="strategies", unit="strategy", disable=not progress):
         sam = load_sam(model, device=device)
-        out.results[strategy] = train(
-            sam, split.train, split.test, strategy_name=strategy, steps=steps, lr=rates[strategy], seed=seed,
-            progress=progress, **train_options,
-        )  # fmt: skip
-        if gallery:
-            out.masks[strategy] = gallery_predictions(sam, gallery)
-        if strategy in keep:
-            out.models[strategy] = sam
+        try:
+            result = train(
+                sam, split.train, split.test, strategy_name=strategy, steps=steps, lr=rates[strategy], seed=seed,
+                progress=progress, **train_options,
+            )  # fmt: skip
+            predicted = gallery_predictions(sam, gallery) if gallery else None
+        except torch.cuda.OutOfMemoryError:
+            # Only the record is kept: leaving this block drops the traceback and with it the failed
+            # run's activations, gradients and optimiser state.
+            out.failed[strategy] = _out_of_memory_record(rates[strategy], steps, train_options)
+            if progress:
+                print(f"{strategy}: {out.failed[strategy]['status']}; going on with the next strategy.")
+        else:
+            out.results[strategy] = result
+            if predicted is not None:
+                out.masks[strategy] = predicted
+            if strategy in keep:
+                out.models[strategy] = sam
         del sam
-        gc.collect()  # the next model reuses this memory
+        _free_memory()
     return out
+
+
+def failed_strategies(records: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Strategy -> status for every record that did not train (e.g. ``"out of memory at batch 2"``)."""
+    return {s: r["status"] for s, r in records.items() if r.get("status", "ok") != "ok"}
 
 
 def strategy_parameters(model: str, strategies: Sequence[str] = tuple(peft.STRATEGIES)) -> pd.DataFrame:
@@ -302,6 +347,7 @@ def strategy_record(result: TrainResult, n_boot: int = 2000, seed: int = 0) -> d
     """
     before, after = _paired(result)
     record: dict[str, Any] = {
+        "status": "ok",
         "trainable_params": int(result.trainable),
         "total_params": int(result.total),
         "trainable_percent": 100 * result.share,
@@ -321,9 +367,17 @@ def strategy_record(result: TrainResult, n_boot: int = 2000, seed: int = 0) -> d
 
 
 def comparison_table(records: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """The notebook's table: one row per strategy, CIs written as ``low-high``."""
+    """The notebook's table: one row per strategy, CIs written as ``low-high``.
+
+    When a strategy did not train (it ran out of memory), a ``status`` column says so on its row and
+    its other cells read ``-``.
+    """
+    failed = failed_strategies(records)
     rows = {}
     for strategy, r in records.items():
+        if strategy in failed:
+            rows[strategy] = {"lr": r["lr"]}
+            continue
         rows[strategy] = {
             "trainable": f"{r['trainable_params']:,} ({r['trainable_percent']:.2f}%)",
             "lr": r["lr"],
@@ -335,7 +389,12 @@ def comparison_table(records: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
             "Dice after, 95% CI": "{:.2f}-{:.2f}".format(*r["dice_after_ci"]),
             "gain, 95% CI": "{:+.2f} ({:+.2f} to {:+.2f})".format(r["gain"], *r["gain_ci"]),
         }
-    return pd.DataFrame(rows).T
+    if not failed:
+        return pd.DataFrame(rows).T
+    trained = [row for s, row in rows.items() if s not in failed]
+    table = pd.DataFrame(rows).T.reindex(columns=list(trained[0] if trained else ["lr"]))  # the trained rows' order
+    table["status"] = [failed.get(s, "ok") for s in table.index]
+    return table.fillna("-")
 
 
 def plot_gallery(cases: Sequence[Any], masks: Mapping[str, Sequence[np.ndarray]], size: float = 2.2):
@@ -411,25 +470,31 @@ def read_comparison(records: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
     ``best``: the strategy with the highest Dice after training; ``improved`` / ``not_improved``:
     strategies whose paired gain CI lies above 0 / does not; memory and step time relative to
-    ``full`` when it ran; ``sentences``: the same, in words.
+    ``full`` when it trained; ``failed``: strategy -> status of those that did not train (out of
+    memory), which are neither best nor (not) improved; ``sentences``: the same, in words.
     """
     if not records:
         raise ValueError("No records: run compare_strategies first.")
-    best = max(records, key=lambda s: records[s]["dice_after"])
-    improved = [s for s, r in records.items() if r["improved"]]
+    failed = failed_strategies(records)
+    trained = {s: r for s, r in records.items() if s not in failed}
+    best = max(trained, key=lambda s: trained[s]["dice_after"]) if trained else None
+    improved = [s for s, r in trained.items() if r["improved"]]
     claims: dict[str, Any] = {
         "best": best,
-        "zero_shot_dice": float(np.mean([r["dice_before"] for r in records.values()])),
+        "zero_shot_dice": float(np.mean([r["dice_before"] for r in trained.values()])) if trained else None,
         "improved": improved,
-        "not_improved": [s for s in records if s not in improved],
+        "not_improved": [s for s in trained if s not in improved],
         "any_improved": bool(improved),
+        "failed": failed,
     }
-    best_record = records[best]
-    sentences = [
-        f"Zero-shot Dice on the held-out cases: {claims['zero_shot_dice']:.2f}. Best after training: {best} "
-        f"with {best_record['dice_after']:.2f} (gain {best_record['gain']:+.2f}, 95% CI "
-        f"{best_record['gain_ci'][0]:+.2f} to {best_record['gain_ci'][1]:+.2f})."
-    ]
+    sentences = []
+    if best is not None:
+        best_record = trained[best]
+        sentences.append(
+            f"Zero-shot Dice on the held-out cases: {claims['zero_shot_dice']:.2f}. Best after training: {best} "
+            f"with {best_record['dice_after']:.2f} (gain {best_record['gain']:+.2f}, 95% CI "
+            f"{best_record['gain_ci'][0]:+.2f} to {best_record['gain_ci'][1]:+.2f})."
+        )
     if improved:
         sentences.append(f"Gain CI above zero (training helped beyond the noise): {', '.join(improved)}.")
     if claims["not_improved"]:
@@ -437,13 +502,17 @@ def read_comparison(records: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
             f"No gain beyond the noise with this budget: {', '.join(claims['not_improved'])} (CI includes 0 or "
             "lies below it)."
         )
-    if "full" in records:
-        full = records["full"]
+    if failed:
+        stopped = "; ".join(f"{s} ({status})" for s, status in failed.items())
+        sentences.append(f"Not trained, so left out of the comparison: {stopped}.")
+    if "full" in trained:
+        full = trained["full"]
         claims["memory_vs_full"] = {s: r["extra_mem_mb"] / full["extra_mem_mb"] if full["extra_mem_mb"] > 0 else None
-                                    for s, r in records.items()}  # fmt: skip
-        claims["step_time_vs_full"] = {s: r["step_time_s"] / full["step_time_s"] for s, r in records.items()}
-        cheaper = [f"{s} {claims['step_time_vs_full'][s]:.2f}x" for s in records if s != "full"]
-        sentences.append(f"Step time relative to full fine-tuning: {', '.join(cheaper)}.")
+                                    for s, r in trained.items()}  # fmt: skip
+        claims["step_time_vs_full"] = {s: r["step_time_s"] / full["step_time_s"] for s, r in trained.items()}
+        cheaper = [f"{s} {claims['step_time_vs_full'][s]:.2f}x" for s in trained if s != "full"]
+        if cheaper:
+            sentences.append(f"Step time relative to full fine-tuning: {', '.join(cheaper)}.")
         lighter = [f"{s} {v:.2f}x" for s, v in claims["memory_vs_full"].items() if s != "full" and v is not None]
         if lighter:
             sentences.append(f"Memory added by training, relative to full fine-tuning: {', '.join(lighter)}.")

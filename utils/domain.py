@@ -183,8 +183,8 @@ def medical_set(mode: str, n_per_group: int, seed: int = 0, size: int = 224) -> 
     """The medical side of the domain-gap study for run mode ``mode``.
 
     - ``full``: ``n_per_group`` test images of each MedMNIST+ set in :data:`MEDMNIST_FLAGS` at 224 px
-      (downloaded once, MD5-checked); one probe task per set on its own diagnostic labels. A set
-      that cannot be loaded is skipped with a warning.
+      (downloaded once, MD5-checked); one probe task per set on its own diagnostic labels, over the
+      classes with at least two of the drawn images. A set that cannot be loaded is skipped with a warning.
     - ``offline`` / ``smoke``: MedMNIST+ cannot be downloaded, so real MRI slices (Colin27 / MNI152,
       up to ``n_per_group``; one in smoke) and ``n_per_group`` phantoms of each style (two styles in
       smoke) stand in; the probe task is the phantom *style* — an easy task that checks the
@@ -214,10 +214,12 @@ def medical_set(mode: str, n_per_group: int, seed: int = 0, size: int = 224) -> 
             images += [square_resize(image, size) for image in batch]
             groups += [f"{flag} ({modality})"] * len(batch)
             sources += [info["source"]] * len(batch)
-            if labels.ndim == 1 and len(np.unique(labels)) >= 2:
-                names = info["label_names"]
-                task = f"{flag}: {' / '.join(names[k] for k in sorted(names))[:70]}"
-                tasks[task] = (np.arange(start, len(images)), labels)
+            values, counts = np.unique(labels, return_counts=True)
+            probed = values[counts >= 2].tolist()  # a class needs one image to fit and one to test
+            if labels.ndim == 1 and len(probed) >= 2:
+                kept = np.isin(labels, probed)
+                task = f"{flag}: {' / '.join(info['label_names'][k] for k in probed)[:70]}"
+                tasks[task] = (np.arange(start, len(images))[kept], labels[kept])
         n_phantoms, styles = max(2, n_per_group // 25), phantoms.STYLES
         note = "MedMNIST+ test images (224 px) and phantoms; probes read each MedMNIST set's own labels."
     else:

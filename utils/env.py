@@ -7,14 +7,21 @@ Every notebook starts with::
     ...
     run.save_results(dice_box=0.83)
 
-Run modes (design §2): ``full`` (SAM ViT-B and downloadable data), ``offline`` (LiteMedSAM and
-installable real scans, CPU budgets), ``smoke`` (offline at minimal size, numbers meaningless) and
-``auto`` (``full`` when the SAM ViT-B checkpoint is cached or its server answers, else ``offline``).
+Run modes (design §2) say *what* runs: ``full`` (SAM ViT-B and downloadable data), ``offline``
+(LiteMedSAM and installable real scans), ``smoke`` (offline at minimal size with a tiny random SAM
+where only the code path matters; numbers meaningless) and ``auto``: ``full`` only with a CUDA GPU
+and the SAM ViT-B checkpoint cached or its server answering, else ``offline`` (:func:`explain_mode`
+says why). Budgets say *how much* runs: ``run.budget(full=..., offline=..., smoke=...)`` picks a size
+by the run's budget, which is the mode's own unless ``BUDGET`` asks for another — ``MODE="full",
+BUDGET="smoke"`` runs the full path at the smallest sizes (``make rehearse``). ``run.choose(...)``
+picks by the mode (models, data).
 
 Environment variables: ``SAMCOURSE_DATA_DIR`` (default ``<repo>/data``), ``SAMCOURSE_CACHE_DIR``
-(default ``<data dir>/cache``), ``SAMCOURSE_OUTPUT_DIR`` (default ``<repo>/outputs``) and
+(default ``<data dir>/cache``), ``SAMCOURSE_OUTPUT_DIR`` (default ``<repo>/outputs``),
 ``SAMCOURSE_OFFLINE=1`` (never touch the network: ``auto`` resolves to ``offline`` and downloads
-fail at once with instructions).
+fail at once with instructions), ``SAMCOURSE_REHEARSAL`` (a rehearsal's stand-in manifest: see
+:func:`rehearsal_manifest`) and ``SAMCOURSE_CUDA_MEMORY_GIB`` (cap this process's CUDA memory, e.g.
+15 for a T4's).
 """
 
 from __future__ import annotations
@@ -36,17 +43,23 @@ import numpy as np
 
 MODES = ("auto", "full", "offline", "smoke")
 RESOLVED_MODES = ("full", "offline", "smoke")
+BUDGETS = RESOLVED_MODES  # run sizes, named after the mode each was made for
+REHEARSAL_ENV = "SAMCOURSE_REHEARSAL"
+CUDA_MEMORY_ENV = "SAMCOURSE_CUDA_MEMORY_GIB"
 
 __all__ = [
+    "BUDGETS",
     "MODES",
     "RunContext",
     "cache_dir",
     "data_dir",
+    "explain_mode",
     "get_device",
     "in_colab",
     "network_available",
     "offline_forced",
     "output_dir",
+    "rehearsal_manifest",
     "repo_root",
     "resolve_mode",
     "seed_everything",
@@ -219,18 +232,92 @@ def _sam_checkpoint_cached() -> bool:
     return spec.checkpoint_path().is_file()
 
 
-def resolve_mode(mode: str = "auto") -> str:
-    """Turn a requested MODE into one of ``full``, ``offline``, ``smoke`` (see the module docstring)."""
+_GPU_HINT = "in Colab: Runtime → Change runtime type → T4 GPU, then run again"
+
+
+def explain_mode(mode: str = "auto", device=None) -> tuple[str, str]:
+    """``(resolved mode, why)`` for a requested ``MODE``; ``device`` is the run's (default: auto).
+
+    ``auto`` is ``full`` only where SAM ViT-B is practical — a CUDA GPU — and its checkpoint is
+    cached or its server answers; everywhere else ``offline`` (SAM ViT-B's encoder takes about 23 s per
+    image on 2 CPU cores, so notebook 05 would run for hours).
+    """
     requested = str(mode).strip().lower()
     if requested not in MODES:
         raise ValueError(f"Unknown MODE {mode!r}: choose one of {', '.join(MODES)}.")
     if requested != "auto":
-        return requested
+        return requested, f"MODE={requested!r} was asked for"
+    import torch
+
+    device = device if isinstance(device, torch.device) else get_device(device or "auto")
+    if device.type != "cuda":
+        hint = f"; {_GPU_HINT}" if in_colab() else ""
+        return "offline", f"no CUDA GPU ({device.type}): SAM ViT-B would take ~23 s per image here{hint}"
     if _sam_checkpoint_cached():
-        return "full"
+        return "full", "CUDA GPU and the SAM ViT-B checkpoint is cached"
+    if offline_forced():
+        return "offline", "SAMCOURSE_OFFLINE is set and the SAM ViT-B checkpoint is not cached"
     from .models import REGISTRY
 
-    return "full" if network_available(REGISTRY["sam_vit_b"].url) else "offline"
+    if network_available(REGISTRY["sam_vit_b"].url):
+        return "full", "CUDA GPU and the SAM ViT-B checkpoint's server answers (downloads once, 375 MB)"
+    return "offline", "the SAM ViT-B checkpoint is not cached and its server cannot be reached"
+
+
+def resolve_mode(mode: str = "auto", device=None) -> str:
+    """Turn a requested MODE into one of ``full``, ``offline``, ``smoke`` (see :func:`explain_mode`)."""
+    return explain_mode(mode, device)[0]
+
+
+def resolve_budget(budget: str | None, mode: str) -> str:
+    """The run's budget: ``auto``/``None`` is the resolved mode's own; else one of :data:`BUDGETS`."""
+    requested = "auto" if budget is None else str(budget).strip().lower()
+    if requested == "auto":
+        return mode
+    if requested not in BUDGETS:
+        raise ValueError(f"Unknown BUDGET {budget!r}: choose 'auto' (the mode's own) or one of {', '.join(BUDGETS)}.")
+    return requested
+
+
+def rehearsal_manifest() -> dict[str, dict[str, Any]] | None:
+    """The stand-in files of a rehearsal (``$SAMCOURSE_REHEARSAL``: a JSON file, URL → hash and size), or None.
+
+    Only this switch lets a file whose hash differs from the registry's be accepted, and only for
+    the URLs it names; every banner of a rehearsal says so in capitals (``make rehearse``).
+    """
+    value = os.environ.get(REHEARSAL_ENV, "").strip()
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    try:
+        manifest = json.loads(path.read_text())
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{REHEARSAL_ENV}={value!r} must name a rehearsal manifest (JSON with 'files': url -> hash); "
+            f"it could not be read ({exc.__class__.__name__}: {exc}). Unset it for a real run."
+        ) from exc
+    if not isinstance(files, dict) or not all(isinstance(v, dict) and "hash" in v for v in files.values()):
+        raise ValueError(f"{path} is not a rehearsal manifest: 'files' must map each URL to {{'hash', 'size'}}.")
+    return files
+
+
+def _cap_cuda_memory(device) -> float | None:
+    """Apply ``$SAMCOURSE_CUDA_MEMORY_GIB`` to ``device`` (e.g. 15 to behave like a T4); return the cap."""
+    value = os.environ.get(CUDA_MEMORY_ENV, "").strip()
+    if not value or device.type != "cuda":
+        return None
+    import torch
+
+    try:
+        cap = float(value)
+    except ValueError:
+        cap = float("nan")
+    if not cap > 0:  # also refuses NaN
+        raise ValueError(f"{CUDA_MEMORY_ENV} must be a positive number of GiB such as 15; got {value!r}.")
+    total = torch.cuda.get_device_properties(device).total_memory / 2**30
+    torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total), device)
+    return min(cap, total)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -279,10 +366,17 @@ class RunContext:
     device: Any
     seed: int
     requested_mode: str = "auto"
+    size: str = ""  # the budget: "full", "offline" or "smoke" (default: the mode's own)
+    mode_reason: str = ""
+    rehearsal: bool = False
+    cuda_memory_cap_gib: float | None = None
     models: list[str] = field(default_factory=list)
     data: list[str] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.size = self.size or self.mode
 
     @property
     def smoke(self) -> bool:
@@ -293,7 +387,11 @@ class RunContext:
         return output_dir(self.notebook, "results.json")
 
     def budget(self, *, full, offline, smoke):
-        """Pick a budget knob by mode: ``n_cases = run.budget(full=50, offline=12, smoke=2)``."""
+        """Pick a size by the run's budget: ``n_cases = run.budget(full=50, offline=12, smoke=2)``."""
+        return {"full": full, "offline": offline, "smoke": smoke}[self.size]
+
+    def choose(self, *, full, offline, smoke):
+        """Pick what runs (a model, a data set) by the mode: ``run.choose(full="sam_vit_b", ...)``."""
         return {"full": full, "offline": offline, "smoke": smoke}[self.mode]
 
     def banner(self, models: list[str] | None = None, data: list[str] | None = None) -> str:
@@ -314,15 +412,21 @@ class RunContext:
             "offline": "no network: LiteMedSAM (real weights) + bundled real scans and phantoms",
             "smoke": "CI-sized run: tiny budgets, numbers are MEANINGLESS",
         }
+        if self.cuda_memory_cap_gib is not None:
+            device_name += f", memory capped at {self.cuda_memory_cap_gib:g} GiB"
         lines = [
             f"notebook : {self.notebook}",
             f"mode     : {self.mode} (requested {self.requested_mode!r}) — {notes[self.mode]}",
+            f"why      : {self.mode_reason or '-'}",
+            f"budget   : {self.size}" + ("" if self.size == self.mode else " (smaller than the mode's own sizes)"),
             f"device   : {device_name}",
             f"models   : {', '.join(self.models) if self.models else '-'}",
             f"data     : {', '.join(self.data) if self.data else '-'}",
             f"seed     : {self.seed}",
             f"python   : {platform.python_version()}, torch {torch.__version__}, colab={in_colab()}",
         ]
+        if self.rehearsal:
+            lines.insert(0, "REHEARSAL: STAND-IN FILES (RANDOM WEIGHTS, SYNTHETIC IMAGES), EVERY NUMBER MEANINGLESS")
         width = max(len(line) for line in lines)
         text = "\n".join(["=" * width, *lines, "=" * width])
         print(text)
@@ -351,22 +455,42 @@ class RunContext:
             "notebook": self.notebook,
             "mode": self.mode,
             "requested_mode": self.requested_mode,
+            "mode_reason": self.mode_reason,
+            "budget": self.size,
+            "rehearsal": self.rehearsal,
             "device": str(self.device),
             "seed": self.seed,
             "models": self.models,
             "data": self.data,
             "results": self.results,
-            "timing": self.timing,
+            "timing": {**self.timing, **_cuda_peak(self.device)},
         }
         _write_json_atomic(self.results_path, to_jsonable(payload))
         return self.results_path
 
 
-def start_run(notebook: str, mode: str = "auto", device: str | None = "auto", seed: int = 0) -> RunContext:
-    """Resolve mode and device, seed everything, and return the notebook's :class:`RunContext`."""
+def _cuda_peak(device) -> dict[str, float]:
+    """The process's peak CUDA memory so far (a GPU rehearsal reads it from results.json)."""
+    if getattr(device, "type", None) != "cuda":
+        return {}
+    import torch
+
+    return {"peak_cuda_mb": torch.cuda.max_memory_allocated(device) / 2**20}
+
+
+def start_run(
+    notebook: str, mode: str = "auto", device: str | None = "auto", seed: int = 0, budget: str | None = "auto"
+) -> RunContext:
+    """Resolve mode, budget and device, seed everything, and return the notebook's :class:`RunContext`."""
     if not notebook or any(sep in notebook for sep in "/\\") or notebook.endswith(".ipynb"):
         raise ValueError(f"notebook must be the notebook's stem, e.g. '00_setup'; got {notebook!r}.")
-    resolved = resolve_mode(mode)
     torch_device = get_device(device)
+    resolved, reason = explain_mode(mode, torch_device)
+    size = resolve_budget(budget, resolved)
+    cap = _cap_cuda_memory(torch_device)
+    rehearsal = rehearsal_manifest() is not None
     seed_everything(seed)
-    return RunContext(notebook=notebook, mode=resolved, device=torch_device, seed=int(seed), requested_mode=mode)
+    return RunContext(
+        notebook=notebook, mode=resolved, device=torch_device, seed=int(seed), requested_mode=mode, size=size,
+        mode_reason=reason, rehearsal=rehearsal, cuda_memory_cap_gib=cap,
+    )  # fmt: skip

@@ -393,6 +393,18 @@ def _mask_generator(predictor: Any, amg_kwargs: Mapping[str, Any] | None):
         raise ValueError(f"Unknown amg_kwargs {unknown}; SamAutomaticMaskGenerator accepts {sorted(allowed)}.")
     if settings.get("output_mode", "binary_mask") != "binary_mask":
         raise ValueError("amg_kwargs output_mode must stay 'binary_mask': masks are scored as arrays.")
+    area = settings.get("min_mask_region_area", 0)
+    if area and area > 0:
+        # segment_anything removes small regions and holes with OpenCV, imported only when this is on;
+        # the course does not install it (Colab has it): say what to install, not just "No module named cv2".
+        try:
+            import cv2  # noqa: F401
+        except ImportError as missing:
+            raise ImportError(
+                f"amg_kwargs min_mask_region_area={area} needs OpenCV: SamAutomaticMaskGenerator removes "
+                "small regions and holes with cv2, which is not installed here. Install it with "
+                "`pip install opencv-python-headless`, or leave min_mask_region_area at 0."
+            ) from missing
     return SamAutomaticMaskGenerator(predictor.model, **settings)
 
 

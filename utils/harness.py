@@ -19,14 +19,46 @@ from typing import Any
 from .env import MODES, output_dir, repo_root
 
 __all__ = [
+    "COURSE_KERNEL",
     "NotebookRun",
     "check_student_notebook",
+    "course_kernel",
     "exercise_statuses",
     "find_notebooks",
     "format_summary",
     "run_course",
     "run_notebook",
 ]
+
+
+#: The kernel ``make setup`` registers in the venv (``ipykernel install --sys-prefix --name sam-course``).
+COURSE_KERNEL = "sam-course"
+
+
+def course_kernel() -> str:
+    """``sam-course`` when that kernel is registered (``make setup`` does it), else ``python3``."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return COURSE_KERNEL if COURSE_KERNEL in KernelSpecManager().find_kernel_specs() else "python3"
+
+
+def _kernel_manager_config() -> dict[str, Any]:
+    """papermill keyword arguments that encrypt the kernel's connection when the stack supports it.
+
+    ipykernel >= 7 warns on every start that the kernel "is running over TCP without encryption". Its
+    kernelspec declares CurveZMQ support, and a jupyter_client with ``KernelManager.transport_encryption``
+    (8.10 here) provisions the keys with ``"auto"``: the warning goes because its cause does. (IPC
+    sockets silence it too, but then jupyter_client's interrupt before shutdown often lands while the
+    kernel is still answering, which logs "KeyboardInterrupt caught in kernel" in about a third of
+    runs.) Older stacks do not warn: nothing to set.
+    """
+    import zmq
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    if "transport_encryption" not in KernelManager.class_trait_names() or not zmq.has("curve"):
+        return {}
+    return {"config": Config({"KernelManager": {"transport_encryption": "auto"}})}
 
 
 @dataclass
@@ -63,8 +95,15 @@ def run_notebook(
     out_root: Path | None = None,
     parameters: dict[str, Any] | None = None,
     timeout_s: int = 1800,
+    *,
+    kernel_name: str | None = None,
+    progress: bool | None = None,
 ) -> NotebookRun:
-    """Execute one notebook with papermill (``MODE`` injected) and read back its ``results.json``."""
+    """Execute one notebook with papermill (``MODE`` injected) and read back its ``results.json``.
+
+    ``kernel_name``: default :func:`course_kernel`. ``progress``: papermill's per-cell progress bar;
+    default on when stderr (where the bar is drawn) is a terminal, so logs and tests stay readable.
+    """
     import papermill as pm
 
     if mode not in MODES:
@@ -79,6 +118,8 @@ def run_notebook(
     params = {"MODE": mode, **(parameters or {})}
     previous = os.environ.get("SAMCOURSE_OUTPUT_DIR")
     os.environ["SAMCOURSE_OUTPUT_DIR"] = str(out_root)  # the kernel inherits it: results land beside the copy
+    kernel_name = kernel_name or course_kernel()
+    progress = sys.stderr.isatty() if progress is None else progress
     start = time.perf_counter()
     status, error = "ok", ""
     try:
@@ -87,9 +128,10 @@ def run_notebook(
             str(executed),
             parameters=params,
             cwd=str(notebook.parent),
-            kernel_name="python3",
-            progress_bar=False,
+            kernel_name=kernel_name,
+            progress_bar=progress,
             execution_timeout=timeout_s,
+            **_kernel_manager_config(),
         )
     except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
         status, error = "failed", f"{exc.__class__.__name__}: {str(exc).strip().splitlines()[-1] if str(exc) else ''}"
@@ -136,13 +178,28 @@ def format_summary(runs: list[NotebookRun]) -> str:
 
 
 def run_course(
-    mode: str = "auto", notebooks: list[Path] | None = None, out_root: Path | None = None
+    mode: str = "auto",
+    notebooks: list[Path] | None = None,
+    out_root: Path | None = None,
+    *,
+    parameters: dict[str, Any] | None = None,
+    per_notebook: dict[str, dict[str, Any]] | None = None,
+    kernel_name: str | None = None,
+    progress: bool | None = None,
 ) -> list[NotebookRun]:
-    """Run every notebook in order, printing progress and then the summary table."""
+    """Run every notebook in order, printing progress and then the summary table.
+
+    ``parameters`` go to every notebook besides ``MODE``; ``per_notebook`` adds some to one notebook,
+    by its stem (``{"05_adapting_sam": {"STEPS": 5}}``).
+    """
     runs = []
+    kernel_name = kernel_name or course_kernel()
     for notebook in notebooks or find_notebooks():
-        print(f"▶ {notebook.name} (MODE={mode}) ...", flush=True)
-        run = run_notebook(notebook, mode=mode, out_root=out_root)
+        chosen = {**(parameters or {}), **(per_notebook or {}).get(Path(notebook).stem, {})}
+        shown = "".join(f", {k}={v}" for k, v in chosen.items())
+        print(f"▶ {notebook.name} (MODE={mode}{shown}, kernel {kernel_name}) ...", flush=True)
+        run = run_notebook(notebook, mode=mode, out_root=out_root, parameters=chosen, kernel_name=kernel_name,
+                           progress=progress)  # fmt: skip
         print(f"  {run.status} in {run.wall_s:.1f} s" + (f" — {run.error}" if run.error else ""), flush=True)
         runs.append(run)
     print()
@@ -177,11 +234,25 @@ def exercise_statuses(executed: Path) -> dict[str, str]:
     return statuses
 
 
-def check_student_notebook(notebook: Path, mode: str = "smoke", out_root: Path | None = None) -> dict[str, str]:
+def check_student_notebook(
+    notebook: Path,
+    mode: str = "smoke",
+    out_root: Path | None = None,
+    *,
+    kernel_name: str | None = None,
+    progress: bool | None = None,
+) -> dict[str, str]:
     """Run a student's copy of a notebook (their answers, no solutions) and grade its exercises."""
     out_root = out_root or output_dir("check")
     stem = Path(notebook).stem
-    run = run_notebook(notebook, mode=mode, out_root=out_root, parameters={"SOLUTIONS": False})
+    run = run_notebook(
+        notebook,
+        mode=mode,
+        out_root=out_root,
+        parameters={"SOLUTIONS": False},
+        kernel_name=kernel_name,
+        progress=progress,
+    )
     statuses = exercise_statuses(out_root / f"{stem}.ipynb")
     print(
         f"{Path(notebook).name}: notebook {run.status} in {run.wall_s:.0f} s" + (f" ({run.error})" if run.error else "")
@@ -198,12 +269,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", default=None, choices=MODES, help="default: auto (smoke with --check)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default outputs/)")
     parser.add_argument("--check", type=Path, default=None, help="grade the exercises of a student's notebook")
+    parser.add_argument(
+        "--kernel", default=None, help=f"Jupyter kernel (default: {COURSE_KERNEL} if registered, else python3)"
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="papermill's per-cell progress bar (default: when stderr is a terminal)",
+    )
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: all, in order)")
     args = parser.parse_args(argv)
+    options = {"kernel_name": args.kernel, "progress": args.progress}
     if args.check is not None:
-        statuses = check_student_notebook(args.check, mode=args.mode or "smoke", out_root=args.out)
+        statuses = check_student_notebook(args.check, mode=args.mode or "smoke", out_root=args.out, **options)
         return 0 if statuses and all(s == "passed" for s in statuses.values()) else 1
-    runs = run_course(args.mode or "auto", notebooks=args.notebooks or None, out_root=args.out)
+    runs = run_course(args.mode or "auto", notebooks=args.notebooks or None, out_root=args.out, **options)
     return 0 if all(r.status == "ok" for r in runs) else 1
 
 

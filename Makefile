@@ -106,5 +106,5 @@ clean:
 # Notebook 02's playground (Colab's "sliders" frontend) under Colab's ipywidgets 7.7.1 kernel: builds a Colab twin
 # venv (/tmp/colab-twin, pins read from Colab's package list) and runs 02 there in smoke mode; needs the registry
 # on first use. Record: outputs/colab_twin/record.json. ARGS=--fresh rebuilds the twin.
-colab-widgets:
-	$(PYTHON) tests/colab_twin/check_widgets.py $(ARGS)
+colab-widgets: setup
+	$(PY) tests/colab_twin/check_widgets.py $(ARGS)

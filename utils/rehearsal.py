@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -58,25 +57,11 @@ STANDIN_SAMPLES = {"train": 8, "val": 2, "test": 8}
 #: about two minutes here. A rehearsal at any other budget (on a GPU) runs everything.
 SMOKE_PARAMETERS: dict[str, dict[str, Any]] = {"05_adapting_sam": {"STRATEGIES": ["decoder_only", "lora"]}}
 
-# A data set's modality → the phantom style that stands in for it.
-_STYLE_BY_MODALITY = {
-    "ultrasound": "ultrasound",
-    "xray": "xray",
-    "ct": "ct",
-    "mri": "mri",
-    "dermoscopy": "dermoscopy",
-    "endoscopy": "endoscopy",
-    "fundus": "fundus",
-    "microscopy": "microscopy",
-}
+def _style(modality: str) -> str:
+    """The phantom style that stands in for a data set of ``modality`` (the styles are named after them)."""
+    from .phantoms import STYLES
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return modality if modality in STYLES else "ct"
 
 
 def _save_atomic(path: Path, write) -> Path:
@@ -120,7 +105,7 @@ def standin_medsegbench(path: str | Path, flag: str, size: int = 256, seed: int 
     from .datasets import medsegbench_info
 
     info = medsegbench_info(flag)
-    style = _STYLE_BY_MODALITY.get(info["modality"], "ct")
+    style = _style(info["modality"])
     arrays = {}
     for offset, (split, n) in enumerate(STANDIN_SAMPLES.items()):
         images, masks = _phantoms(style, n, size, seed + 1000 * offset, info["n_channels"])
@@ -135,7 +120,7 @@ def standin_medmnist(path: str | Path, flag: str, size: int = 224, seed: int = 0
     from .domain import MEDMNIST_FLAGS
 
     info = medmnist_info(flag, size)
-    style = _STYLE_BY_MODALITY.get(MEDMNIST_FLAGS.get(flag, ""), "ct")
+    style = _style(MEDMNIST_FLAGS.get(flag, ""))
     n_classes = len(info["label_names"])
     rng = np.random.default_rng(seed)
     arrays = {}
@@ -157,6 +142,7 @@ def build_standins(folder: str | Path, seed: int = 0) -> dict[str, dict[str, Any
     starts using a file the list lacks fails its rehearsal (the mirror answers 404).
     """
     from . import prefetch
+    from .download import file_hash
 
     folder = Path(folder)
     jobs = [((m,), (), (), lambda path, m=m: standin_sam_checkpoint(path, m.removeprefix("sam_"), seed))
@@ -169,7 +155,7 @@ def build_standins(folder: str | Path, seed: int = 0) -> dict[str, dict[str, Any
     for models, medsegbench_sets, medmnist_sets, build in jobs:
         (remote,) = prefetch.full_mode_files(models, medsegbench_sets, medmnist_sets)
         path = build(folder / remote.path.name)
-        files[remote.url] = {"hash": f"sha256:{_sha256(path)}", "size": path.stat().st_size, "path": str(path),
+        files[remote.url] = {"hash": f"sha256:{file_hash(path)}", "size": path.stat().st_size, "path": str(path),
                              "label": remote.label}  # fmt: skip
     return files
 

@@ -44,13 +44,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+from utils.colab import FREEZE_FILE, colab_packages  # noqa: E402  (one reader of Colab's list)
+
 NOTEBOOK = REPO / "notebooks" / "02_prompting_sam.ipynb"
 OUT = REPO / "outputs" / "colab_twin"
-FREEZE_NAME = "colab_pip_freeze_gpu.txt"
-FREEZE_CANDIDATES = (
-    REPO / "utils" / "data" / FREEZE_NAME,  # the in-repo copy (what a fresh clone has)
-    REPO.parent / "shared" / "reference" / FREEZE_NAME,  # the project's shared reference folder
-)
 
 # Taken from Colab's list at Colab's version: the kernel, the widgets, the numeric stack, and what the
 # course imports that Colab already ships. Names only: the versions are read from the list.
@@ -97,27 +95,16 @@ def say(*parts: object) -> None:
 
 
 def find_freeze(explicit: str | None) -> Path:
-    candidates = [Path(explicit)] if explicit else list(FREEZE_CANDIDATES)
-    for path in candidates:
-        if path.is_file():
-            return path
-    sys.exit(
-        "colab-twin: Colab's package list was not found; looked for\n  "
-        + "\n  ".join(str(p) for p in candidates)
-        + f"\nCopy Colab's published GPU `pip freeze` (googlecolab/backend-info, pip-freeze.gpu.txt) to "
-        f"utils/data/{FREEZE_NAME}, or pass --freeze FILE."
-    )
+    path = Path(explicit) if explicit else FREEZE_FILE
+    if not path.is_file():
+        sys.exit(f"colab-twin: Colab's package list {path} was not found; pass --freeze FILE.")
+    return path
 
 
 def read_pins(freeze: Path) -> dict[str, tuple[str, str]]:
-    """{normalised name: (name as listed, version)} for every ``name==version`` line (URL installs skipped)."""
-    pins = {}
-    for line in freeze.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "==" in line and " @ " not in line:
-            name, version = (part.strip() for part in line.split("==", 1))
-            pins[norm(name)] = (name, version)
-    return pins
+    """{normalised name: (name, version)} for every package of the list with a known version
+    (:func:`utils.colab.colab_packages`; a URL install without one is skipped)."""
+    return {name: (name, version) for name, version in colab_packages(freeze).items() if version}
 
 
 def pin(pins: dict, name: str) -> str:
@@ -379,8 +366,7 @@ def main() -> int:
         help="where the twin venv lives (default /tmp/colab-twin; reused while its pins match)",
     )
     parser.add_argument("--python", help="interpreter for the twin (default: Python 3.13 if found, else 3.11)")
-    parser.add_argument("--freeze", help=f"Colab's pip freeze (default: utils/data/{FREEZE_NAME}, else "
-                        f"../shared/reference/{FREEZE_NAME})")  # fmt: skip
+    parser.add_argument("--freeze", help=f"Colab's pip freeze (default: {FREEZE_FILE.relative_to(REPO)})")
     parser.add_argument("--fresh", action="store_true", help="rebuild the twin even if it is up to date")
     parser.add_argument("--only", choices=("sliders", "auto"), help="run one of the two executions only")
     args = parser.parse_args()

@@ -44,7 +44,7 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 setup-test: $(TEST_STAMP)
 
 course: setup
-	$(PY) -m utils.harness --mode $(MODE)
+	$(PY) -m utils.tools.harness --mode $(MODE)
 
 lint: setup
 	$(PY) -m ruff check .
@@ -67,7 +67,7 @@ claims: setup-test
 # 127.0.0.1; executed notebooks and summary.json in outputs/rehearsal/. CI runs it after make claims.
 # On a GPU: make rehearse ARGS="--budget full --cuda-memory-gib 15" (a T4's memory; writes gpu.json).
 rehearse: setup
-	$(PY) -m utils.rehearsal $(ARGS)
+	$(PY) -m utils.tools.rehearsal $(ARGS)
 
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
@@ -78,27 +78,27 @@ bench: setup
 
 # Download and hash-check every checkpoint and dataset the full mode needs (before a workshop)
 prefetch: setup
-	$(PY) -m utils.prefetch $(ARGS)
+	$(PY) -m utils.tools.prefetch $(ARGS)
 
 # Serve the prefetched cache to the room at the original URL paths (docs/instructor.md); on each
 # student machine: export SAMCOURSE_MIRROR=http://<this machine's IP>:8000. make mirror PORT=8001 ARGS=--all-models
 mirror: setup
-	$(PY) -m utils.mirror --host 0.0.0.0 --port $(or $(PORT),8000) $(ARGS)
+	$(PY) -m utils.tools.mirror --host 0.0.0.0 --port $(or $(PORT),8000) $(ARGS)
 
 # make check NB=path/to/student_copy.ipynb — run a student's notebook and grade its exercises
 check: setup
 	@test -n "$(NB)" || (echo "usage: make check NB=path/to/notebook.ipynb [MODE=smoke]"; exit 2)
-	$(PY) -m utils.harness --check $(NB) --mode $(if $(filter auto,$(MODE)),smoke,$(MODE))
+	$(PY) -m utils.tools.harness --check $(NB) --mode $(if $(filter auto,$(MODE)),smoke,$(MODE))
 
 # make colab REPO=owner/name [BRANCH=main] — point every Colab badge and install cell at a fork
 colab: setup
 	@test -n "$(REPO)" || (echo "usage: make colab REPO=owner/name [BRANCH=main]"; exit 2)
-	$(PY) -m utils.colab --repo $(REPO) --branch $(or $(BRANCH),main)
+	$(PY) -m utils.tools.colab --repo $(REPO) --branch $(or $(BRANCH),main)
 
 # Dry-run pip against Colab's published package list (utils/data): fails if the colab group or the package's
 # dependencies would replace anything Colab ships. Needs the package registry; CI runs it before cutting the network.
 colab-check: setup
-	$(PY) -m utils.colab --check-install
+	$(PY) -m utils.tools.colab --check-install
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

@@ -33,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from utils.env import output_dir, to_jsonable  # noqa: E402
+from utils.machine import output_dir, to_jsonable  # noqa: E402
 from utils.models import CoursePredictor, MeaninglessModelWarning, count_parameters, load_sam  # noqa: E402
 
 
@@ -225,7 +225,7 @@ def bench_evaluate(device: torch.device) -> dict | None:
 def bench_playground(device: torch.device) -> dict | None:
     """First-mask and re-prompt latency of the prompt playground (LiteMedSAM)."""
     try:
-        from utils.widgets import PromptPlayground
+        from utils.lessons.playground import PromptPlayground
     except ImportError:
         return None
     from utils.phantoms import make_phantom

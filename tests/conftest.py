@@ -140,8 +140,8 @@ _SMOKE_RUNS: dict = {}
 
 def run_smoke(stem: str):
     """Execute ``notebooks/<stem>.ipynb`` in smoke mode once per session; return the harness record."""
-    from utils import harness
-    from utils.env import output_dir
+    from utils.machine import output_dir
+    from utils.tools import harness
 
     if stem not in _SMOKE_RUNS:
         path = next((p for p in harness.find_notebooks() if p.stem == stem), None)
@@ -159,7 +159,7 @@ def smoke_results():
     """``smoke_results("03_zero_shot_medical")`` → that notebook's results.json (after a smoke run)."""
     import json
 
-    from utils.env import output_dir
+    from utils.machine import output_dir
 
     def read(stem: str) -> dict:
         run = run_smoke(stem)

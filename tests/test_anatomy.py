@@ -1,4 +1,4 @@
-"""utils.anatomy: live parameter counts, hook traces, Fourier features, PCA, mask tokens and timing.
+"""utils.lessons.anatomy: live parameter counts, hook traces, Fourier features, PCA, mask tokens and timing.
 
 Official SAMs are built on the meta device (no weights); anything that needs values uses the tiny
 random SAM (its outputs mean nothing, but its arithmetic is SAM's own).
@@ -16,7 +16,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from utils import anatomy, models  # noqa: E402
+from utils import models  # noqa: E402
+from utils.lessons import anatomy
 
 
 @functools.lru_cache(maxsize=1)

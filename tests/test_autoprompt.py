@@ -1,12 +1,12 @@
-"""utils.autoprompt: a classical coarse mask → box, scored with a stand-in predictor (synthetic images)."""
+"""utils.lessons.autoprompt: a classical coarse mask → box, scored with a stand-in predictor (synthetic images)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from utils import autoprompt
 from utils.datasets import Case
+from utils.lessons import autoprompt
 
 
 def disk(shape=(64, 80), center=(30, 44), radius=10.0) -> np.ndarray:

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from utils.env import repo_root
+from utils.machine import repo_root
 
 BENCH = repo_root() / "benchmarks" / "bench.py"
 

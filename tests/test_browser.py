@@ -34,9 +34,9 @@ from typing import Any, NoReturn, TypeVar
 import psutil
 import pytest
 
-from utils import datasets, env, models
+from utils import datasets, machine, models
+from utils.lessons.playground import PromptPlayground
 from utils.prompts import box_from_mask, points_from_mask
-from utils.widgets import PromptPlayground
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -232,7 +232,7 @@ _WIDGET_READY = """() => {
 
 
 def expected_display(pg: PromptPlayground) -> dict[str, Any]:
-    """What the widget's status line should read for ``pg``'s state (same formatting as utils.widgets)."""
+    """What the widget's status line should read for ``pg``'s state (same formatting as utils.lessons.playground)."""
     return {
         "dice": f"{pg.dice:.3f}",
         "iou": f"{pg.iou:.3f}",
@@ -405,7 +405,7 @@ def test_playground_clicks_reach_the_model_in_jupyterlab(
     cx, cy = (int(v) for v in center)
     box = [int(v) for v in box_from_mask(thalamus.mask)]
     typed_box = [max(box[0] - 3, 0), max(box[1] - 3, 0), min(box[2] + 3, width - 1), min(box[3] + 3, height - 1)]
-    screenshots = env.output_dir("browser")
+    screenshots = machine.output_dir("browser")
     screenshots.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     started = time.perf_counter()

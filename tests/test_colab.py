@@ -1,4 +1,4 @@
-"""utils.colab: badges and install cells point at the configured repository; the install cell is the same in every
+"""utils.tools.colab: badges and install cells point at the configured repository; the install cell is the same in every
 notebook and installs only what Colab lacks; colab_setup (with a fake Colab) and the Colab check's offline parts."""
 
 import json
@@ -11,13 +11,26 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils import colab, harness
-from utils.env import cache_dir, repo_root
+from utils.machine import cache_dir, repo_root
+from utils.tools import colab, harness
 
 NOTEBOOKS = harness.find_notebooks()
 # The spec, written out here on purpose (not imported): what a Colab install may never touch.
-DENY = ("jupyter", "ipykernel", "ipywidgets", "widgetsnbextension", "tornado", "pyzmq", "notebook", "monai",
-        "pytest", "ruff", "papermill", "torch", "torchvision")
+DENY = (
+    "jupyter",
+    "ipykernel",
+    "ipywidgets",
+    "widgetsnbextension",
+    "tornado",
+    "pyzmq",
+    "notebook",
+    "monai",
+    "pytest",
+    "ruff",
+    "papermill",
+    "torch",
+    "torchvision",
+)
 
 
 def _first_code_cell(path: Path) -> str:
@@ -38,7 +51,7 @@ def test_notebook_badge_and_install_cell_match_the_configured_repo(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_first_code_cell_is_the_canonical_install_cell(path):
     cell = _first_code_cell(path)
-    assert cell == colab.install_cell(), f"{path.name}: run `python -m utils.colab --write-install-cells`"
+    assert cell == colab.install_cell(), f"{path.name}: run `python -m utils.tools.colab --write-install-cells`"
     # It installs nothing itself: no pip, no requirements file, no shell escapes; colab_setup installs the group.
     for forbidden in ("pip", "requirements", "!", "%", "-e "):
         assert forbidden not in cell
@@ -53,7 +66,10 @@ def test_the_group_the_cell_installs_holds_nothing_colab_ships_or_must_keep():
     assert names and not [n for n in names if n.startswith(("jupyter", "pytest")) or n in DENY]
     assert colab.never_install(group) == []
     assert colab.never_install(["ipywidgets>=8.1", "jupyter-client", "Torch==2.6", "pytest_timeout", "nilearn"]) == [
-        "ipywidgets>=8.1", "jupyter-client", "Torch==2.6", "pytest_timeout"
+        "ipywidgets>=8.1",
+        "jupyter-client",
+        "Torch==2.6",
+        "pytest_timeout",
     ]
 
 
@@ -99,8 +115,9 @@ def test_install_cell_in_colab_stops_with_gits_reason_when_the_clone_fails(monke
     message = str(info.value)
     assert "repository 'https://github.com/x/y.git/' gone" in message and "make colab REPO=owner/name" in message
     repo, branch = colab.configured_repo()
-    assert seen == [["git", "clone", "-q", "--depth", "1", "-b", branch, f"https://github.com/{repo}.git",
-                     colab.COLAB_HOME]]
+    assert seen == [
+        ["git", "clone", "-q", "--depth", "1", "-b", branch, f"https://github.com/{repo}.git", colab.COLAB_HOME]
+    ]
 
 
 def test_install_cell_in_colab_sets_the_path_and_hands_over_every_run(monkeypatch):
@@ -186,7 +203,7 @@ def test_colab_module_imports_only_what_colab_has_before_the_install():
     import ast
 
     colab_has = {"numpy", "utils"}  # utils is the clone itself; numpy ships with Colab
-    for module in ("colab", "env"):
+    for module in ("tools/colab", "machine", "tools/__init__", "__init__"):
         tree = ast.parse((repo_root() / "utils" / f"{module}.py").read_text())
         top = {alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
         top |= {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom) and node.level == 0}
@@ -235,7 +252,7 @@ def test_colab_setup_installs_only_the_colab_group_then_skips_it(home, monkeypat
     assert Path.cwd() == home / "notebooks"
     [pip] = runner.pip_calls()
     group = colab.dependency_groups(home)["colab"]
-    assert pip[:4] == [sys.executable, "-m", "pip", "install"] and pip[-len(group):] == group
+    assert pip[:4] == [sys.executable, "-m", "pip", "install"] and pip[-len(group) :] == group
     assert "-r" not in pip and "-e" not in pip and str(home) not in pip  # never the package, never requirements
     # Colab's own packages are pinned to what this interpreter has: pip may add, never replace
     import numpy
@@ -282,8 +299,11 @@ def test_colab_setup_goes_on_without_mricron_data(home, monkeypatch, capsys):
     runner = FakeRunner(apt=100)
     colab.colab_setup(home, run=runner)
     apt = [c for c in runner.commands if c[0] == "apt-get"]
-    assert apt == [["apt-get", "-qq", "install", "-y", "mricron-data"], ["apt-get", "-qq", "update"],
-                   ["apt-get", "-qq", "install", "-y", "mricron-data"]]
+    assert apt == [
+        ["apt-get", "-qq", "install", "-y", "mricron-data"],
+        ["apt-get", "-qq", "update"],
+        ["apt-get", "-qq", "install", "-y", "mricron-data"],
+    ]
     out = capsys.readouterr().out
     assert "could not install mricron-data" in out and "MNI152" in out and "apt-get install -y mricron-data" in out
     assert calls["widgets"] == 1 and (home / ".colab-install.json").is_file()
@@ -341,8 +361,12 @@ def test_colab_packages_are_parsed_from_a_freeze_list(tmp_path):
     freeze = tmp_path / "freeze.txt"
     freeze.write_text(FREEZE)
     assert colab.colab_packages(freeze) == {
-        "numpy": "2.1.3", "pandas": "2.2.3", "torch": "2.11.0+cu128", "google-colab": "1.0.0",
-        "en-core-web-sm": "3.8.0", "jupyter-kernel-gateway": None,
+        "numpy": "2.1.3",
+        "pandas": "2.2.3",
+        "torch": "2.11.0+cu128",
+        "google-colab": "1.0.0",
+        "en-core-web-sm": "3.8.0",
+        "jupyter-kernel-gateway": None,
     }
     assert colab.colab_python_version(freeze) == "3.13"
     freeze.write_text(FREEZE + "-e git+https://example.org/x\n")
@@ -375,21 +399,31 @@ def test_stand_ins_look_installed_to_importlib(tmp_path):
 
 def test_pip_report_splits_added_from_replaced(tmp_path):
     report = tmp_path / "report.json"
-    report.write_text(json.dumps({"version": "1", "install": [
-        {"metadata": {"name": "nilearn", "version": "0.13.1"}},
-        {"metadata": {"name": "Pandas", "version": "3.1.1"}},
-    ]}))
+    report.write_text(
+        json.dumps(
+            {
+                "version": "1",
+                "install": [
+                    {"metadata": {"name": "nilearn", "version": "0.13.1"}},
+                    {"metadata": {"name": "Pandas", "version": "3.1.1"}},
+                ],
+            }
+        )
+    )
     added, replaced = colab.read_pip_report(report, {"pandas": "2.2.3", "numpy": "2.1.3"})
     assert added == ["nilearn 0.13.1"] and replaced == ["pandas 3.1.1 (Colab has 2.2.3)"]
     with pytest.raises(ValueError, match="not a pip install report"):
         colab.read_pip_report({"environment": {}}, {})
 
 
-@pytest.mark.parametrize("status, installs, expected", [
-    (0, [{"metadata": {"name": "fire", "version": "0.7.1"}}], 0),
-    (0, [{"metadata": {"name": "pandas", "version": "3.1.1"}}], 1),
-    (1, None, 2),
-])
+@pytest.mark.parametrize(
+    "status, installs, expected",
+    [
+        (0, [{"metadata": {"name": "fire", "version": "0.7.1"}}], 0),
+        (0, [{"metadata": {"name": "pandas", "version": "3.1.1"}}], 1),
+        (1, None, 2),
+    ],
+)
 def test_check_install_exit_status(tmp_path, capsys, status, installs, expected):
     freeze = tmp_path / "freeze.txt"
     freeze.write_text(FREEZE)
@@ -406,8 +440,9 @@ def test_check_install_exit_status(tmp_path, capsys, status, installs, expected)
     assert colab.check_install(freeze=freeze, run=pip) == expected
     command, groups = seen["command"], colab.dependency_groups()
     assert command[command.index("--python-version") + 1] == "3.13" and "--only-binary=:all:" in command
-    assert "--dry-run" in command and command[-len(groups["colab"]) - len(groups["dependencies"]):] == [
-        *groups["colab"], *groups["dependencies"]
+    assert "--dry-run" in command and command[-len(groups["colab"]) - len(groups["dependencies"]) :] == [
+        *groups["colab"],
+        *groups["dependencies"],
     ]
     assert "numpy-2.1.3.dist-info" in seen["stand_ins"] and "torch-2.11.0+cu128.dist-info" in seen["stand_ins"]
     out = capsys.readouterr().out

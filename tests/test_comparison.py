@@ -1,4 +1,4 @@
-"""utils.comparison: splits that say what they leak, the matched comparison, records, claims, shipping."""
+"""utils.lessons.comparison: splits that say what they leak, the matched comparison, records, claims, shipping."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
-from utils import comparison, peft, training
+from utils import peft, training
 from utils.datasets import Case
-from utils.env import to_jsonable
+from utils.lessons import comparison
+from utils.machine import to_jsonable
 
 pytestmark = pytest.mark.filterwarnings("ignore::utils.models.MeaninglessModelWarning")
 

@@ -1,4 +1,4 @@
-"""utils.domain: bundled natural photos, pooled embeddings, PCA, separation and the linear probe."""
+"""utils.lessons.domain: bundled natural photos, pooled embeddings, PCA, separation and the linear probe."""
 
 import matplotlib
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from utils import domain
+from utils.lessons import domain
 
 
 def _clusters(n_per=20, dim=12, gap=6.0, seed=0):

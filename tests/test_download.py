@@ -21,7 +21,7 @@ from utils.download import (
     stamp_path,
     verify_file,
 )
-from utils.env import repo_root
+from utils.machine import repo_root
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB, so a truncated transfer really is cut short
 MD5 = hashlib.md5(PAYLOAD).hexdigest()
@@ -228,12 +228,12 @@ def test_mirror_serves_registry_paths_and_hashes_still_apply(served, course_cach
 
 
 # Calls that open a connection or fetch a URL. Only utils/download.py may use them (its fetch is
-# hash-checked and atomic); utils/env.py may open a bare TCP probe to tell whether there is network.
+# hash-checked and atomic); utils/machine.py may open a bare TCP probe to tell whether there is network.
 _NETWORK_CALLS = re.compile(
     r"requests\.(get|post|head|Session)|urllib\.request|urlopen|urlretrieve|torch\.hub|load_state_dict_from_url"
     r"|pooch\.(retrieve|create|HTTPDownloader)|http\.client|socket\.(create_connection|socket)|wget|curl "
 )
-_MAY_USE_NETWORK = {"utils/download.py": "fetch", "utils/env.py": "network_available's TCP probe"}
+_MAY_USE_NETWORK = {"utils/download.py": "fetch", "utils/machine.py": "network_available's TCP probe"}
 
 
 def _code_sources():
@@ -254,7 +254,7 @@ def test_every_download_goes_through_the_verified_fetch():
     offenders = {name: calls for name, calls in offenders.items() if calls and name not in _MAY_USE_NETWORK}
     assert not offenders, f"network calls outside utils/download.py: {offenders}"
     # The pattern does find what it looks for.
-    assert _NETWORK_CALLS.search(sources["utils/download.py"]) and _NETWORK_CALLS.search(sources["utils/env.py"])
+    assert _NETWORK_CALLS.search(sources["utils/download.py"]) and _NETWORK_CALLS.search(sources["utils/machine.py"])
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,21 +7,21 @@ import numpy as np
 import pytest
 import torch
 
-from utils import env
+from utils import env, machine
 
 
 def test_auto_device_on_this_machine_is_cpu_without_gpu():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert env.get_device("auto").type in {expected, "mps"}
-    assert env.get_device("cpu") == torch.device("cpu")
+    assert machine.get_device("auto").type in {expected, "mps"}
+    assert machine.get_device("cpu") == torch.device("cpu")
 
 
 def test_unknown_or_missing_device_raises():
     with pytest.raises(ValueError, match="Unknown device 'tpu'"):
-        env.get_device("tpu")
+        machine.get_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
-            env.get_device("cuda")
+            machine.get_device("cuda")
 
 
 def test_seed_everything_makes_all_three_rngs_repeat():
@@ -29,26 +29,26 @@ def test_seed_everything_makes_all_three_rngs_repeat():
 
     draws = []
     for _ in range(2):
-        rng = env.seed_everything(7)
+        rng = machine.seed_everything(7)
         draws.append((random.random(), np.random.rand(), torch.rand(1).item(), rng.random()))  # noqa: NPY002
     assert draws[0] == draws[1]
-    env.seed_everything(8)
+    machine.seed_everything(8)
     assert torch.rand(1).item() != draws[0][2]
     with pytest.raises(ValueError, match="non-negative integer"):
-        env.seed_everything(-1)
+        machine.seed_everything(-1)
 
 
 def test_folders_follow_environment_variables(tmp_path, monkeypatch):
     monkeypatch.delenv("SAMCOURSE_CACHE_DIR", raising=False)
     monkeypatch.setenv("SAMCOURSE_DATA_DIR", str(tmp_path / "d"))
-    assert env.data_dir() == tmp_path / "d"
-    assert env.cache_dir("models") == tmp_path / "d" / "cache" / "models"
+    assert machine.data_dir() == tmp_path / "d"
+    assert machine.cache_dir("models") == tmp_path / "d" / "cache" / "models"
     monkeypatch.setenv("SAMCOURSE_CACHE_DIR", str(tmp_path / "c"))
-    assert env.cache_dir() == tmp_path / "c"
+    assert machine.cache_dir() == tmp_path / "c"
     monkeypatch.setenv("SAMCOURSE_OUTPUT_DIR", str(tmp_path / "o"))
-    assert env.output_dir("x") == tmp_path / "o" / "x"
+    assert machine.output_dir("x") == tmp_path / "o" / "x"
     monkeypatch.delenv("SAMCOURSE_DATA_DIR")
-    assert env.data_dir() == env.repo_root() / "data"
+    assert machine.data_dir() == machine.repo_root() / "data"
 
 
 def test_resolve_mode(tmp_path, monkeypatch):
@@ -82,7 +82,9 @@ def test_auto_is_offline_without_cuda_even_with_checkpoint_and_network(tmp_path,
     assert "Runtime → Change runtime type" in env.explain_mode("auto", torch.device("cpu"))[1]
     (tmp_path / "models" / "sam_vit_b_01ec64.pth").unlink()
     assert env.explain_mode("auto", torch.device("cuda")) == (
-        "full", "CUDA GPU and the SAM ViT-B checkpoint's server answers (downloads once, 375 MB)")
+        "full",
+        "CUDA GPU and the SAM ViT-B checkpoint's server answers (downloads once, 375 MB)",
+    )
     monkeypatch.setattr(env, "network_available", lambda *a, **k: False)
     mode, why = env.explain_mode("auto", torch.device("cuda"))
     assert mode == "offline" and "cannot be reached" in why
@@ -105,33 +107,33 @@ def test_budget_is_separate_from_the_mode(tmp_path, monkeypatch, capsys):
 
 def test_rehearsal_switch_is_explicit_and_loud(tmp_path, monkeypatch):
     monkeypatch.setenv("SAMCOURSE_OUTPUT_DIR", str(tmp_path))
-    monkeypatch.delenv(env.REHEARSAL_ENV, raising=False)
-    assert env.rehearsal_manifest() is None and not env.start_run("99_demo", mode="smoke").rehearsal
+    monkeypatch.delenv(machine.REHEARSAL_ENV, raising=False)
+    assert machine.rehearsal_manifest() is None and not env.start_run("99_demo", mode="smoke").rehearsal
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"files": {"https://x/y.npz": {"hash": "md5:" + "0" * 32, "size": 3}}}))
-    monkeypatch.setenv(env.REHEARSAL_ENV, str(manifest))
-    assert env.rehearsal_manifest() == {"https://x/y.npz": {"hash": "md5:" + "0" * 32, "size": 3}}
+    monkeypatch.setenv(machine.REHEARSAL_ENV, str(manifest))
+    assert machine.rehearsal_manifest() == {"https://x/y.npz": {"hash": "md5:" + "0" * 32, "size": 3}}
     run = env.start_run("99_demo", mode="full", device="cpu", budget="smoke")
     assert run.rehearsal and "REHEARSAL: STAND-IN FILES" in run.banner().splitlines()[1]
     assert json.loads(run.save_results(x=1).read_text())["rehearsal"] is True
     manifest.write_text("{not json")
     with pytest.raises(ValueError, match="rehearsal manifest"):
-        env.rehearsal_manifest()
+        machine.rehearsal_manifest()
 
 
 def test_cuda_memory_cap(monkeypatch):
     calls = []
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: type("P", (), {"total_memory": 80 * 2**30}))
     monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda f, d: calls.append(f))
-    monkeypatch.delenv(env.CUDA_MEMORY_ENV, raising=False)
-    assert env._cap_cuda_memory(torch.device("cuda")) is None and not calls
-    monkeypatch.setenv(env.CUDA_MEMORY_ENV, "15")
-    assert env._cap_cuda_memory(torch.device("cpu")) is None  # only a GPU is capped
-    assert env._cap_cuda_memory(torch.device("cuda")) == 15 and calls == [15 / 80]
+    monkeypatch.delenv(machine.CUDA_MEMORY_ENV, raising=False)
+    assert machine.cap_cuda_memory(torch.device("cuda")) is None and not calls
+    monkeypatch.setenv(machine.CUDA_MEMORY_ENV, "15")
+    assert machine.cap_cuda_memory(torch.device("cpu")) is None  # only a GPU is capped
+    assert machine.cap_cuda_memory(torch.device("cuda")) == 15 and calls == [15 / 80]
     for bad in ("lots", "0", "nan"):
-        monkeypatch.setenv(env.CUDA_MEMORY_ENV, bad)
+        monkeypatch.setenv(machine.CUDA_MEMORY_ENV, bad)
         with pytest.raises(ValueError, match="positive number of GiB"):
-            env._cap_cuda_memory(torch.device("cuda"))
+            machine.cap_cuda_memory(torch.device("cuda"))
 
 
 def test_network_probe_against_local_ports(monkeypatch):
@@ -143,12 +145,12 @@ def test_network_probe_against_local_ports(monkeypatch):
     server.listen(1)
     port = server.getsockname()[1]
     try:
-        assert env.network_available(f"http://127.0.0.1:{port}/x", cached=False)
+        assert machine.network_available(f"http://127.0.0.1:{port}/x", cached=False)
     finally:
         server.close()
-    assert not env.network_available(f"http://127.0.0.1:{port}/x", cached=False)
+    assert not machine.network_available(f"http://127.0.0.1:{port}/x", cached=False)
     monkeypatch.setenv("SAMCOURSE_OFFLINE", "yes")
-    assert env.offline_forced() and not env.network_available("http://127.0.0.1:1/", cached=False)
+    assert machine.offline_forced() and not machine.network_available("http://127.0.0.1:1/", cached=False)
 
 
 def test_start_run_banner_and_results(tmp_path, monkeypatch, capsys):
@@ -180,18 +182,18 @@ def test_start_run_rejects_bad_names():
 
 
 def test_to_jsonable_handles_numpy_and_torch():
-    out = env.to_jsonable({"a": np.int64(3), "b": torch.tensor(2.5), "c": (1, np.inf), "d": np.bool_(True)})
+    out = machine.to_jsonable({"a": np.int64(3), "b": torch.tensor(2.5), "c": (1, np.inf), "d": np.bool_(True)})
     assert out == {"a": 3, "b": 2.5, "c": [1, None], "d": True}
     json.dumps(out, allow_nan=False)
 
 
 def test_versions_lists_course_packages():
-    found = env.versions()
+    found = machine.versions()
     assert found["torch"] == torch.__version__.split("+")[0] or found["torch"].startswith(torch.__version__[:4])
     assert found["segment-anything"] == "1.0" and found["python"].startswith("3.")
-    assert env.versions(("no-such-package-xyz",))["no-such-package-xyz"] == "missing"
+    assert machine.versions(("no-such-package-xyz",))["no-such-package-xyz"] == "missing"
 
 
 def test_matmul_tflops_is_positive_and_plausible():
-    tflops = env.matmul_tflops("cpu", size=128, repeats=3)
+    tflops = machine.matmul_tflops("cpu", size=128, repeats=3)
     assert 1e-6 < tflops < 1e3

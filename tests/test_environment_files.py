@@ -8,12 +8,24 @@ from pathlib import Path
 import yaml
 from packaging.requirements import Requirement
 
-from utils import colab
+from utils.tools import colab
 
 ROOT = Path(__file__).resolve().parent.parent
-# Written out here (not imported from utils.colab): what the Colab install may never touch.
-COLAB_DENY = {"ipykernel", "ipywidgets", "widgetsnbextension", "tornado", "pyzmq", "notebook", "monai", "pytest",
-              "ruff", "papermill", "torch", "torchvision"}
+# Written out here (not imported from utils.tools.colab): what the Colab install may never touch.
+COLAB_DENY = {
+    "ipykernel",
+    "ipywidgets",
+    "widgetsnbextension",
+    "tornado",
+    "pyzmq",
+    "notebook",
+    "monai",
+    "pytest",
+    "ruff",
+    "papermill",
+    "torch",
+    "torchvision",
+}
 
 
 def _lines(name: str) -> list[str]:
@@ -39,7 +51,7 @@ def test_requirements_files_mirror_the_pyproject_groups():
     assert _requirements() == groups["dependencies"] + groups["colab"] + groups["local"] + groups["dev"]
     assert _lines("requirements-test.txt") == groups["test"] == ["playwright>=1.40"]
     for name, text in colab.requirements_mirrors(ROOT).items():  # comments too: regenerate, don't hand-edit
-        assert (ROOT / name).read_text() == text, f"{name} is stale: python -m utils.colab --write-requirements"
+        assert (ROOT / name).read_text() == text, f"{name} is stale: python -m utils.tools.colab --write-requirements"
 
 
 def test_environment_yml_mirrors_requirements_txt():

@@ -5,7 +5,8 @@ import re
 import nbformat
 import pytest
 
-from utils import exercises, harness
+from utils import exercises
+from utils.tools import harness
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ import warnings
 import numpy as np
 import pytest
 
-from utils import anatomy, exercises, models
+from utils import exercises, models
 from utils.exercises import nb01  # noqa: F401  (registers the exercises)
+from utils.lessons import anatomy
 
 KEYS = ("01.attention_cost", "01.iou_head_params", "01.low_res_size", "01.fourier_point")
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from utils import domain, exercises, phantoms
+from utils import exercises, phantoms
 from utils.images import rescale_to_uint8
+from utils.lessons import domain
 from utils.metrics import dice
 
 

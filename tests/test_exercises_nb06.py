@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from utils import exercises, uncertainty
-from utils.anatomy import ComponentTiming
+from utils import exercises
+from utils.lessons import uncertainty
+from utils.lessons.anatomy import ComponentTiming
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from utils import exercises, landscape
+from utils import exercises
 from utils.exercises import nb08  # noqa: F401 - registers the exercises
+from utils.lessons import landscape
 
 
 def check(key, answer, **context) -> bool:

@@ -117,10 +117,11 @@ BAD_INPUTS = [
     # env
     ("unknown mode", "env", "resolve_mode", ("fast",), {}, ValueError, ["Unknown MODE", "smoke"]),
     ("unknown mode explained", "env", "explain_mode", ("quick",), {}, ValueError, ["Unknown MODE", "auto"]),
+    ("unknown budget resolved", "env", "resolve_budget", ("big", "offline"), {}, ValueError, ["BUDGET"]),
     ("unknown budget", "env", "start_run", ("01_x",), {"mode": "smoke", "budget": "big"}, ValueError, ["BUDGET"]),
-    ("bad seed", "env", "seed_everything", (-3,), {}, ValueError, ["non-negative"]),
+    ("bad seed", "machine", "seed_everything", (-3,), {}, ValueError, ["non-negative"]),
     ("notebook path as stem", "env", "start_run", ("notebooks/01.ipynb",), {}, ValueError, ["stem"]),
-    ("unknown device name", "env", "get_device", ("gpu",), {}, ValueError, ["'cpu'"]),
+    ("unknown device name", "machine", "get_device", ("gpu",), {}, ValueError, ["'cpu'"]),
     # download
     ("bad hash format", "download", "fetch", ("http://127.0.0.1:9/x", "/tmp/x", "abc"), {}, ValueError, ["sha256:"]),
     ("unsupported hash", "download", "verify_file", (__file__, "sha1:00"), {}, ValueError, ["Unsupported"]),
@@ -218,12 +219,12 @@ BAD_INPUTS = [
     ),
     ("failures without masks", "evaluate", "plot_failures", (TABLE, []), {}, ValueError, ["keep_masks"]),
     # anatomy, sweeps, domain, volumetric
-    ("meta_sam unknown", "anatomy", "meta_sam", ("vit_x",), {}, ValueError, ["Unknown model name"]),
-    ("sweep unknown factor", "sweeps", "sweep", (None, "colour"), {}, ValueError, ["Unknown factor", "contrast"]),
-    ("sweep_case unknown", "sweeps", "sweep_case", ("colour", 0.5), {}, ValueError, ["Unknown factor"]),
+    ("meta_sam unknown", "lessons.anatomy", "meta_sam", ("vit_x",), {}, ValueError, ["Unknown model name"]),
+    ("sweep unknown factor", "lessons.sweeps", "sweep", (None, "colour"), {}, ValueError, ["Unknown factor", "contrast"]),
+    ("sweep_case unknown", "lessons.sweeps", "sweep_case", ("colour", 0.5), {}, ValueError, ["Unknown factor"]),
     (
         "dice_3d shapes",
-        "volumetric",
+        "lessons.volumetric",
         "dice_3d",
         (np.zeros((2, 3, 3), bool), np.zeros((2, 3, 4), bool)),
         {},
@@ -232,7 +233,7 @@ BAD_INPUTS = [
     ),
     (
         "hd95_3d 2-D spacing",
-        "volumetric",
+        "lessons.volumetric",
         "hd95_3d",
         (np.zeros((2, 3, 3), bool),) * 2,
         {"spacing": (1, 1)},
@@ -241,24 +242,24 @@ BAD_INPUTS = [
     ),
     (
         "volume_ml spacing",
-        "volumetric",
+        "lessons.volumetric",
         "volume_ml",
         (np.zeros((2, 3, 3), bool),),
         {"spacing": (1, -1, 1)},
         ValueError,
         ["spacing"],
     ),
-    ("boundary_3d 2-D", "volumetric", "boundary_3d", (np.zeros((3, 3), bool),), {}, ValueError, ["3-D"]),
-    ("unknown volume", "volumetric", "load_structure", ("amygdala",), {}, ValueError, ["thalamus"]),
-    ("next box of nothing", "volumetric", "next_box", (np.zeros((4, 4), bool),), {}, ValueError, ["empty mask"]),
-    ("probe labels", "domain", "linear_probe", (np.zeros((4, 3)), np.zeros(5)), {}, ValueError, ["one label per row"]),
-    ("resize RGBA", "domain", "square_resize", (np.zeros((4, 4, 4), np.uint8), 8), {}, ValueError, ["alpha"]),
+    ("boundary_3d 2-D", "lessons.volumetric", "boundary_3d", (np.zeros((3, 3), bool),), {}, ValueError, ["3-D"]),
+    ("unknown volume", "lessons.volumetric", "load_structure", ("amygdala",), {}, ValueError, ["thalamus"]),
+    ("next box of nothing", "lessons.volumetric", "next_box", (np.zeros((4, 4), bool),), {}, ValueError, ["empty mask"]),
+    ("probe labels", "lessons.domain", "linear_probe", (np.zeros((4, 3)), np.zeros(5)), {}, ValueError, ["one label per row"]),
+    ("resize RGBA", "lessons.domain", "square_resize", (np.zeros((4, 4, 4), np.uint8), 8), {}, ValueError, ["alpha"]),
     # colab
-    ("bad repo", "colab", "set_repo", ("not-a-repo",), {}, ValueError, ["owner/name"]),
+    ("bad repo", "tools.colab", "set_repo", ("not-a-repo",), {}, ValueError, ["owner/name"]),
     # uncertainty and MedSAM (notebook 06)
     (
         "flip_box unknown flip",
-        "uncertainty",
+        "lessons.uncertainty",
         "flip_box",
         ([1, 1, 5, 5], (16, 16), "diagonal"),
         {},
@@ -274,20 +275,20 @@ BAD_INPUTS = [
         ValueError,
         ["jitter must be"],
     ),
-    ("box_region outside", "uncertainty", "box_region", ([0, 0, 40, 5], (16, 16)), {}, ValueError, ["outside"]),
+    ("box_region outside", "lessons.uncertainty", "box_region", ([0, 0, 40, 5], (16, 16)), {}, ValueError, ["outside"]),
     (
         "tta with one view",
-        "uncertainty",
+        "lessons.uncertainty",
         "tta_uncertainty",
         (None, IMAGE, [1, 1, 5, 5]),
         {"flips": (), "n_jitter": 0},
         ValueError,
         ["nothing to compare"],
     ),
-    ("auroc labels not binary", "uncertainty", "auroc", ([0.1, 0.2], [0, 2]), {}, ValueError, ["bool or 0/1"]),
+    ("auroc labels not binary", "lessons.uncertainty", "auroc", ([0.1, 0.2], [0, 2]), {}, ValueError, ["bool or 0/1"]),
     (
         "error map shapes",
-        "uncertainty",
+        "lessons.uncertainty",
         "error_vs_uncertainty",
         (np.zeros((16, 16)), MASK[:8], MASK),
         {},
@@ -296,7 +297,7 @@ BAD_INPUTS = [
     ),
     (
         "uncertainty map shape",
-        "uncertainty",
+        "lessons.uncertainty",
         "plot_uncertainty_maps",
         (IMAGE, MASK, MASK, {"x": np.zeros((4, 4))}),
         {},
@@ -313,20 +314,20 @@ BAD_INPUTS = [
         ["does not exist", "medsam_vit_b.pth"],
     ),
     # automatic prompts and the landscape (notebook 08)
-    ("grey levels NaN", "autoprompt", "grey_levels", (np.full((8, 8), np.nan),), {}, ValueError, ["NaN", "nan_to_num"]),
-    ("coarse mask polarity", "autoprompt", "coarse_mask", (IMAGE, "darker"), {}, ValueError, ["polarity", "'dark'"]),
-    ("coarse mask RGBA", "autoprompt", "coarse_mask", (np.zeros((8, 8, 4), np.uint8),), {}, ValueError, ["[..., :3]"]),
-    ("auto box margin", "autoprompt", "auto_box", (IMAGE, "dark"), {"margin": -1}, ValueError, ["non-negative"]),
-    ("box iou corners", "autoprompt", "box_iou", ([5, 0, 1, 4], [0, 0, 4, 4]), {}, ValueError, ["x0 <= x1"]),
-    ("autoprompt mode", "autoprompt", "benchmark_cases", ("fast",), {}, ValueError, ["'full', 'offline' or 'smoke'"]),
-    ("resolve missing", "landscape", "resolve", ("utils.peft.nope",), {}, ValueError, ["'utils.peft'", "'nope'"]),
+    ("grey levels NaN", "lessons.autoprompt", "grey_levels", (np.full((8, 8), np.nan),), {}, ValueError, ["NaN", "nan_to_num"]),
+    ("coarse mask polarity", "lessons.autoprompt", "coarse_mask", (IMAGE, "darker"), {}, ValueError, ["polarity", "'dark'"]),
+    ("coarse mask RGBA", "lessons.autoprompt", "coarse_mask", (np.zeros((8, 8, 4), np.uint8),), {}, ValueError, ["[..., :3]"]),
+    ("auto box margin", "lessons.autoprompt", "auto_box", (IMAGE, "dark"), {"margin": -1}, ValueError, ["non-negative"]),
+    ("box iou corners", "lessons.autoprompt", "box_iou", ([5, 0, 1, 4], [0, 0, 4, 4]), {}, ValueError, ["x0 <= x1"]),
+    ("autoprompt mode", "lessons.autoprompt", "benchmark_cases", ("fast",), {}, ValueError, ["'full', 'offline' or 'smoke'"]),
+    ("resolve missing", "lessons.landscape", "resolve", ("utils.peft.nope",), {}, ValueError, ["'utils.peft'", "'nope'"]),
     # the matched comparison (notebook 05)
-    ("split unknown", "comparison", "make_split", ("brats",), {}, ValueError, ["Unknown split", "ventricles"]),
-    ("split size", "comparison", "make_split", ("microscopy",), {"n_test": 0}, ValueError, ["n_test", ">= 1"]),
+    ("split unknown", "lessons.comparison", "make_split", ("brats",), {}, ValueError, ["Unknown split", "ventricles"]),
+    ("split size", "lessons.comparison", "make_split", ("microscopy",), {"n_test": 0}, ValueError, ["n_test", ">= 1"]),
     ("split percentiles", "datasets", "mni152_cases", (), {"percentiles": (60, 10)}, ValueError, ["low <= high"]),
     (
         "comparison lr missing",
-        "comparison",
+        "lessons.comparison",
         "compare_strategies",
         ("tiny_sam", None, ("full", "lora")),
         {"steps": 1, "lr": {"full": 1e-4}},
@@ -335,19 +336,19 @@ BAD_INPUTS = [
     ),
     (
         "comparison strategy",
-        "comparison",
+        "lessons.comparison",
         "compare_strategies",
         ("tiny_sam", None, ("prompt_tuning",)),
         {"steps": 1, "lr": 1e-3},
         ValueError,
         ["prompt_tuning", "decoder_only"],
     ),
-    ("comparison empty", "comparison", "read_comparison", ({},), {}, ValueError, ["No records", "compare_strategies"]),
+    ("comparison empty", "lessons.comparison", "read_comparison", ({},), {}, ValueError, ["No records", "compare_strategies"]),
     # rehearsal stand-ins
-    ("stand-in flag", "rehearsal", "standin_medsegbench", ("/tmp/x.npz", "nosuch"), {}, ValueError, ["busi"]),
-    ("stand-in medmnist", "rehearsal", "standin_medmnist", ("/tmp/x.npz", "nosuch"), {}, ValueError, ["breastmnist"]),
-    ("stand-in variant", "rehearsal", "standin_sam_checkpoint", ("/tmp/x.pth", "b"), {}, ValueError, ["vit_b"]),
-    ("rehearsal budget", "rehearsal", "rehearse", (), {"budget": "huge"}, ValueError, ["budget must be", "smoke"]),
+    ("stand-in flag", "tools.rehearsal", "standin_medsegbench", ("/tmp/x.npz", "nosuch"), {}, ValueError, ["busi"]),
+    ("stand-in medmnist", "tools.rehearsal", "standin_medmnist", ("/tmp/x.npz", "nosuch"), {}, ValueError, ["breastmnist"]),
+    ("stand-in variant", "tools.rehearsal", "standin_sam_checkpoint", ("/tmp/x.pth", "b"), {}, ValueError, ["vit_b"]),
+    ("rehearsal budget", "tools.rehearsal", "rehearse", (), {"budget": "huge"}, ValueError, ["budget must be", "smoke"]),
 ]
 
 
@@ -426,13 +427,15 @@ INPUT_PARAMETERS = {
 }
 # Functions that take such a parameter but only from trusted code, or where nothing can be bad.
 EXEMPT = {
-    "env.network_available",
-    "env.matmul_tflops",
-    "harness.run_course",
-    "harness.run_notebook",
-    "harness.check_student_notebook",
-    "colab.badge_url",
-    "colab.badge_markdown",
+    "machine.network_available",
+    "machine.matmul_tflops",
+    "machine.cap_cuda_memory",  # reads $SAMCOURSE_CUDA_MEMORY_GIB (tests/test_env.py checks bad values)
+    "machine.cuda_peak",
+    "tools.harness.run_course",
+    "tools.harness.run_notebook",
+    "tools.harness.check_student_notebook",
+    "tools.colab.badge_url",
+    "tools.colab.badge_markdown",
     "download.file_hash",
     "download.mirror_url",
     "viz.show_mask",
@@ -443,34 +446,34 @@ EXEMPT = {
     "viz.overlay_grid",
     "images.rescale_to_uint8",
     # figure and timing helpers fed by the course's own objects; their inputs are checked upstream
-    "anatomy.component_timing",
-    "anatomy.fourier_features",
-    "anatomy.mask_token_outputs",
-    "anatomy.plot_fourier_encoding",
-    "anatomy.plot_mask_tokens",
-    "anatomy.trace_shapes",
-    "domain.plot_projection",
-    "domain.medical_set",
-    "sweeps.curves",
-    "sweeps.pick_values",
+    "lessons.anatomy.component_timing",
+    "lessons.anatomy.fourier_features",
+    "lessons.anatomy.mask_token_outputs",
+    "lessons.anatomy.plot_fourier_encoding",
+    "lessons.anatomy.plot_mask_tokens",
+    "lessons.anatomy.trace_shapes",
+    "lessons.domain.plot_projection",
+    "lessons.domain.medical_set",
+    "lessons.sweeps.curves",
+    "lessons.sweeps.pick_values",
     "models.encoder_autocast",  # takes the predictor's own device
-    "rehearsal.build_standins",  # rehearse's own folder and seed
-    "volumetric.crop_slab",
-    "volumetric.orthogonal_views",
-    "volumetric.plot_slice_profile",
-    "volumetric.report",
-    "volumetric.score",
-    "volumetric.slice_dice_profile",
-    "volumetric.slicewise_upper_bound",
-    "volumetric.walk_gallery",
-    "widgets.render_prompts",
+    "tools.rehearsal.build_standins",  # rehearse's own folder and seed
+    "lessons.volumetric.crop_slab",
+    "lessons.volumetric.orthogonal_views",
+    "lessons.volumetric.plot_slice_profile",
+    "lessons.volumetric.report",
+    "lessons.volumetric.score",
+    "lessons.volumetric.slice_dice_profile",
+    "lessons.volumetric.slicewise_upper_bound",
+    "lessons.volumetric.walk_gallery",
+    "lessons.playground.render_prompts",
     # notebook 05's helpers take the objects compare_strategies returns (checked in tests/test_comparison.py)
-    "comparison.strategy_record",
-    "comparison.gallery_predictions",
-    "comparison.plot_gallery",
-    "comparison.roundtrip_check",
-    "comparison.strategy_parameters",
-    "comparison.architecture",
+    "lessons.comparison.strategy_record",
+    "lessons.comparison.gallery_predictions",
+    "lessons.comparison.plot_gallery",
+    "lessons.comparison.roundtrip_check",
+    "lessons.comparison.strategy_parameters",
+    "lessons.comparison.architecture",
 }
 
 
@@ -483,14 +486,16 @@ def test_every_input_taking_function_is_covered():
 
     covered = {f"{row[1]}.{row[2]}" for row in BAD_INPUTS}
     missing = []
-    for info in pkgutil.iter_modules(utils.__path__):
-        module = importlib.import_module(f"utils.{info.name}")
+    for info in pkgutil.walk_packages(utils.__path__, "utils."):
+        if info.ispkg:
+            continue
+        module = importlib.import_module(info.name)
         for name in getattr(module, "__all__", []):
             obj = getattr(module, name)
             if not inspect.isfunction(obj):
                 continue
             params = set(inspect.signature(obj).parameters)
-            qualified = f"{info.name}.{name}"
+            qualified = f"{info.name.removeprefix('utils.')}.{name}"
             if params & INPUT_PARAMETERS and qualified not in covered and qualified not in EXEMPT:
                 missing.append(qualified)
     assert not missing, f"add bad-input rows to tests/test_hardening.py for: {', '.join(sorted(missing))}"

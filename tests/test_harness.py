@@ -1,4 +1,4 @@
-"""utils.harness: papermill runs a notebook with MODE injected; the summary reads its results.json."""
+"""utils.tools.harness: papermill runs a notebook with MODE injected; the summary reads its results.json."""
 
 import io
 import json
@@ -6,7 +6,7 @@ import json
 import nbformat
 import pytest
 
-from utils import harness
+from utils.tools import harness
 
 
 def _notebook(path, body: str):

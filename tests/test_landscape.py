@@ -1,4 +1,4 @@
-"""utils.landscape: the survey's table is complete, its numbers carry sources, and every link it makes works."""
+"""utils.lessons.landscape: the survey's table is complete, its numbers carry sources, and every link it makes works."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from utils import landscape
-from utils.env import repo_root
-from utils.landscape import FAILURES, METHODS, NOTEBOOKS
+from utils.lessons import landscape
+from utils.lessons.landscape import FAILURES, METHODS, NOTEBOOKS
+from utils.machine import repo_root
 
 FUNCTIONS = sorted({name for m in METHODS for name in m.functions})
 
@@ -43,7 +43,7 @@ def test_the_survey_families_are_all_there():
 def test_every_named_function_resolves(name):
     obj = landscape.resolve(name)
     assert callable(obj)
-    assert obj.__module__ == ".".join(name.split(".")[:2])  # defined where the table says, not re-exported
+    assert obj.__module__ == name.rsplit(".", 1)[0]  # defined where the table says, not re-exported
 
 
 def test_resolve_names_what_is_missing():
@@ -124,8 +124,8 @@ def test_markdown_tables_link_everything():
     for stem in {s for m in METHODS for s in m.notebooks}:
         assert f"]({stem}.ipynb)" in table
     for name in FUNCTIONS:
-        module = name.split(".")[1]
-        assert f"[`{name}`](../utils/{module}.py)" in table
+        module = name.rsplit(".", 1)[0].replace(".", "/")
+        assert f"[`{name}`](../{module}.py)" in table
     course_map = landscape.course_map_markdown()
     assert all(f"[{stem}]({stem}.ipynb)" in course_map for stem in NOTEBOOKS)
 

@@ -1,4 +1,4 @@
-"""utils.mirror: the instructor's recipe as docs/instructor.md writes it (make prefetch, make mirror,
+"""utils.tools.mirror: the instructor's recipe as docs/instructor.md writes it (make prefetch, make mirror,
 SAMCOURSE_MIRROR on a student machine) works end to end on 127.0.0.1, and the server serves its table only."""
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from urllib.parse import urlsplit
 import pytest
 from test_datasets import mirror, npz_bytes  # noqa: F401  (the stand-in "internet" with patched hashes)
 
-from utils import datasets, models, prefetch
-from utils import mirror as course_mirror
+from utils import datasets, models
 from utils.download import ChecksumError, fetch, verify_file
-from utils.env import repo_root
+from utils.machine import repo_root
+from utils.tools import mirror as course_mirror
+from utils.tools import prefetch
 
 DOC = repo_root() / "docs" / "instructor.md"
 
@@ -113,12 +114,12 @@ def _recipe_blocks() -> list[str]:
 
 
 def _make_mirror_args() -> list[str]:
-    """The arguments ``make mirror`` passes to ``python -m utils.mirror`` (defaults filled in, no ARGS)."""
+    """The arguments ``make mirror`` passes to ``python -m utils.tools.mirror`` (defaults filled in, no ARGS)."""
     recipe = re.search(r"^mirror:.*\n\t(.*)$", (repo_root() / "Makefile").read_text(), flags=re.M)
     assert recipe, "the Makefile has no mirror target"
     command = recipe.group(1)
-    assert "-m utils.mirror" in command
-    command = re.sub(r"\$\(or \$\(PORT\),(\d+)\)", r"\1", command.split("-m utils.mirror", 1)[1])
+    assert "-m utils.tools.mirror" in command
+    command = re.sub(r"\$\(or \$\(PORT\),(\d+)\)", r"\1", command.split("-m utils.tools.mirror", 1)[1])
     return shlex.split(command.replace("$(ARGS)", ""))
 
 

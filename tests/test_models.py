@@ -14,7 +14,7 @@ from segment_anything.modeling import Sam
 
 from utils import models
 from utils.download import ChecksumError, OfflineError
-from utils.env import network_available
+from utils.machine import network_available
 
 
 @functools.lru_cache(maxsize=1)

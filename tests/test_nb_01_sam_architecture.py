@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from utils import anatomy
-from utils.env import output_dir
+from utils.lessons import anatomy
+from utils.machine import output_dir
 
 STEM = "01_sam_architecture"
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from utils.env import output_dir
+from utils.machine import output_dir
 
 STEM = "02_prompting_sam"
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from utils import evaluate, harness
+from utils import evaluate
+from utils.tools import harness
 
 STEM = "03_zero_shot_medical"
 PUBLISHED_POINT_IOU = 0.461  # Mazurowski et al. 2023, SAM ViT-H, 1 point, mean of 28 tasks (the notebook quotes it)

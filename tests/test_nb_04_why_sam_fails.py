@@ -13,8 +13,8 @@ import json
 import numpy as np
 import pytest
 
-from utils import sweeps
-from utils.env import output_dir
+from utils.lessons import sweeps
+from utils.machine import output_dir
 
 STEM = "04_why_sam_fails"
 

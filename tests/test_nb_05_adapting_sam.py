@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from utils import harness, peft
+from utils import peft
+from utils.tools import harness
 
 STEM = "05_adapting_sam"
 REQUIRED = {"trainable_params", "total_params", "peak_mem_mb", "step_time_s", "dice_before", "dice_after"}

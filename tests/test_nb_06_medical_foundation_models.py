@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from utils import harness
+from utils.tools import harness
 
 STEM = "06_medical_foundation_models"
 MODES = {"point_center", "point_random", "points_3", "box", "box_jitter_10"}

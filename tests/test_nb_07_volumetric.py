@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from utils.volumetric import STOP_REASONS
+from utils.lessons.volumetric import STOP_REASONS
 
 pytestmark = pytest.mark.notebooks
 METHODS = ("propagation", "in_range", "upper_bound")

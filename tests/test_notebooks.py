@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from conftest import run_smoke
 
-from utils import harness
+from utils.tools import harness
 
 NOTEBOOKS = harness.find_notebooks()
 

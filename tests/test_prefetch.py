@@ -1,4 +1,4 @@
-"""utils.prefetch: the full-mode file list is complete and holds nothing unused; prefetch fills the cache
+"""utils.tools.prefetch: the full-mode file list is complete and holds nothing unused; prefetch fills the cache
 with verified files against a local server, and failures leave nothing corrupt."""
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from urllib.parse import urlsplit
 import pytest
 from test_datasets import medsegbench_npz, mirror, npz_bytes  # noqa: F401  (shared mirror fixture)
 
-from utils import datasets, domain, evaluate, models, prefetch
+from utils import datasets, evaluate, models
 from utils.download import file_hash
-from utils.env import repo_root
+from utils.lessons import domain
+from utils.machine import repo_root
+from utils.tools import prefetch
 
 
 @pytest.fixture
@@ -135,7 +137,7 @@ LOADERS = {
 #: Functions that pass a caller's choice of sets on to a loader: name -> (kind, keyword, position).
 CHOOSERS = {"benchmark_cases": ("medsegbench", "sets", 4)}  # utils.evaluate.benchmark_cases(..., sets=...)
 #: Modules that define or pass on the loaders without choosing a set themselves.
-NOT_CALLERS = {"utils/datasets.py", "utils/prefetch.py"}
+NOT_CALLERS = {"utils/datasets.py", "utils/tools/prefetch.py"}
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 
 
@@ -369,7 +371,7 @@ def _course_sources() -> list[_Source]:
 
 
 def _downloadable_models_named_in(source: _Source) -> set[str]:
-    """Checkpoint names a notebook mentions, except inside utils.anatomy / utils.landscape calls (those
+    """Checkpoint names a notebook mentions, except inside utils.lessons.anatomy / utils.lessons.landscape calls (those
     build SAM on the meta device: shapes and parameter counts, no weights, nothing downloaded)."""
     downloadable = {name for name, spec in models.REGISTRY.items() if spec.url}
     meta_only = set()
@@ -393,7 +395,8 @@ def test_the_scanner_reads_what_each_loader_call_asks_for():
     source = _Source(
         "demo.py",
         """
-from utils import datasets, domain
+from utils import datasets
+from utils.lessons import domain
 from utils.evaluate import MEDSEGBENCH_SETS
 for flag in ("busi", "drive"):
     datasets.medsegbench(flag, split="test")
@@ -426,7 +429,7 @@ def test_every_loader_call_in_the_course_names_its_sets_readably(course_uses):
     unreadable = [u.where for u in course_uses if u.flags is None or u.size is None]
     assert not unreadable, (
         "These calls load a MedSegBench/MedMNIST set the test cannot name; pass a literal set name, loop "
-        f"over a literal tuple or a module constant, so utils.prefetch's list can be checked: {unreadable}"
+        f"over a literal tuple or a module constant, so utils.tools.prefetch's list can be checked: {unreadable}"
     )
 
 

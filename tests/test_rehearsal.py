@@ -1,10 +1,11 @@
-"""utils.rehearsal: format-faithful stand-ins, accepted only through the explicit rehearsal switch."""
+"""utils.tools.rehearsal: format-faithful stand-ins, accepted only through the explicit rehearsal switch."""
 
 import numpy as np
 import pytest
 import torch
 
-from utils import datasets, rehearsal
+from utils import datasets, machine
+from utils.tools import rehearsal
 
 
 def test_standin_medsegbench_has_the_real_keys_channels_and_reads_as_cases(tmp_path):
@@ -54,20 +55,20 @@ def test_only_the_rehearsal_switch_accepts_a_stand_in_and_only_for_its_urls(
 ):
     import json
 
-    from utils import datasets, download, env
+    from utils import datasets, download
 
     standin = rehearsal.standin_medsegbench(tmp_path / "busi_256.npz", "busi")
     url = datasets.medsegbench_info("busi")["files"][256]["url"]  # the registry's URL and MD5
     monkeypatch.setenv("SAMCOURSE_MIRROR", http_server.base_url)
     http_server.add_file(url.split("?")[0].split("zenodo.org", 1)[1], standin.read_bytes())
-    monkeypatch.delenv(env.REHEARSAL_ENV, raising=False)
+    monkeypatch.delenv(machine.REHEARSAL_ENV, raising=False)
     with pytest.raises(download.ChecksumError):  # without the switch the registry's hash refuses it
         datasets.download_medsegbench("busi")
     manifest = tmp_path / "manifest.json"
     other = datasets.medsegbench_info("pandental")["files"][256]["url"]
     entry = {"hash": f"sha256:{download.file_hash(standin)}", "size": standin.stat().st_size}
     manifest.write_text(json.dumps({"files": {other: entry}}))
-    monkeypatch.setenv(env.REHEARSAL_ENV, str(manifest))
+    monkeypatch.setenv(machine.REHEARSAL_ENV, str(manifest))
     with pytest.raises(download.ChecksumError):  # the switch names another URL: this one keeps its hash
         datasets.download_medsegbench("busi")
     manifest.write_text(json.dumps({"files": {url: entry}}))
@@ -80,7 +81,7 @@ def test_rehearse_runs_a_notebook_in_full_mode_through_the_mirror(tmp_path, monk
 
     import nbformat
 
-    from utils import prefetch
+    from utils.tools import prefetch
 
     monkeypatch.setattr(prefetch, "FULL_MODE_MODELS", ())  # the 375 MB checkpoint has its own test
     monkeypatch.setattr(prefetch, "FULL_MODE_MEDSEGBENCH", ("busi",))
@@ -90,12 +91,16 @@ def test_rehearse_runs_a_notebook_in_full_mode_through_the_mirror(tmp_path, monk
     notebook = nbformat.v4.new_notebook(metadata={"kernelspec": kernel})
     parameters = nbformat.v4.new_code_cell('MODE = "auto"\nBUDGET = "auto"\nEXTRA = 0')
     parameters.metadata["tags"] = ["parameters"]
-    notebook.cells = [parameters, nbformat.v4.new_code_cell(
-        "from utils import datasets, env\n"
-        "run = env.start_run('01_demo', mode=MODE, device='cpu', budget=BUDGET)\n"
-        "run.banner()\n"
-        "cases = datasets.medsegbench('busi', n=run.budget(full=9, offline=9, smoke=1))\n"
-        "run.save_results(n=len(cases), size=run.size, extra=EXTRA)")]
+    notebook.cells = [
+        parameters,
+        nbformat.v4.new_code_cell(
+            "from utils import datasets, env\n"
+            "run = env.start_run('01_demo', mode=MODE, device='cpu', budget=BUDGET)\n"
+            "run.banner()\n"
+            "cases = datasets.medsegbench('busi', n=run.budget(full=9, offline=9, smoke=1))\n"
+            "run.save_results(n=len(cases), size=run.size, extra=EXTRA)"
+        ),
+    ]
     path = tmp_path / "nb" / "01_demo.ipynb"
     path.parent.mkdir()
     nbformat.write(notebook, path)

@@ -8,8 +8,8 @@ from nbclient import NotebookClient
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
-from utils import harness
-from utils.env import output_dir
+from utils.machine import output_dir
+from utils.tools import harness
 
 STEM = "00_setup"
 

@@ -1,4 +1,4 @@
-"""utils.sweeps: one factor at a time on phantoms, with a fake predictor so the tests stay fast."""
+"""utils.lessons.sweeps: one factor at a time on phantoms, with a fake predictor so the tests stay fast."""
 
 import matplotlib
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from utils import phantoms, sweeps
+from utils import phantoms
+from utils.lessons import sweeps
 
 
 class BoxFiller:

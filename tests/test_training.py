@@ -15,8 +15,8 @@ from torch import nn
 
 from utils import peft, training
 from utils.datasets import Case
-from utils.env import to_jsonable
 from utils.evaluate import evaluate
+from utils.machine import to_jsonable
 from utils.models import CoursePredictor, MeaninglessModelWarning, load_sam
 from utils.phantoms import make_phantom
 

@@ -1,4 +1,4 @@
-"""utils.uncertainty on synthetic data: entropy maps, flips that map back, TTA bookkeeping, AUROC
+"""utils.lessons.uncertainty on synthetic data: entropy maps, flips that map back, TTA bookkeeping, AUROC
 against scikit-learn, and the error-vs-uncertainty table."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from utils import uncertainty as U
+from utils.lessons import uncertainty as U
 from utils.prompts import box_from_mask
 
 matplotlib.use("Agg")

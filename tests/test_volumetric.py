@@ -1,4 +1,4 @@
-"""Tests for utils.volumetric: propagation logic and stop rules with fake predictors, the embedding cache,
+"""Tests for utils.lessons.volumetric: propagation logic and stop rules with fake predictors, the embedding cache,
 3-D metrics against MONAI, intensity windows and figures.
 
 Two fake predictors stand in for SAM, so every expected mask is known exactly:
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from utils import volumetric as V
+from utils.lessons import volumetric as V
 from utils.prompts import box_from_mask
 
 matplotlib.use("Agg")

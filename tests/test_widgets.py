@@ -1,4 +1,4 @@
-"""utils.widgets: the prompt playground driven from code (tiny_sam for logic, LiteMedSAM on a real scan)."""
+"""utils.lessons.playground: the prompt playground driven from code (tiny_sam for logic, LiteMedSAM on a real scan)."""
 
 import base64
 import io
@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from utils import datasets, models, phantoms
+from utils.lessons.playground import PromptPlayground, render_prompts, resolve_frontend
 from utils.metrics import dice
 from utils.prompts import box_from_mask, points_from_mask
 from utils.viz import course_palette
-from utils.widgets import PromptPlayground, render_prompts, resolve_frontend
 
 
 @pytest.fixture(scope="module")
@@ -333,7 +333,7 @@ def test_click_frontend_javascript_reports_image_pixels(tmp_path):
     import shutil
     import subprocess
 
-    from utils.widgets import _CLICK_ESM
+    from utils.lessons.playground import _CLICK_ESM
 
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
@@ -354,7 +354,7 @@ def test_resolve_frontend(monkeypatch):
     monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
     assert resolve_frontend("auto") == "click"
     assert resolve_frontend("sliders") == "sliders"
-    monkeypatch.setenv("COLAB_RELEASE_TAG", "test")  # what utils.env.in_colab() looks for
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "test")  # what utils.machine.in_colab() looks for
     assert resolve_frontend("auto") == "sliders"  # Colab: core ipywidgets unless asked
     assert resolve_frontend("click") == "click"
 

@@ -54,8 +54,8 @@ from typing import Any
 
 import numpy as np
 
-from .env import cache_dir
-from .images import rescale_to_uint8, to_mask, to_rgb_uint8
+from utils.images import rescale_to_uint8, to_mask, to_rgb_uint8
+from utils.machine import cache_dir
 
 __all__ = [
     "AAL_LABELS",
@@ -167,7 +167,7 @@ def _choose(candidates: np.ndarray, n: int | None, seed: int) -> np.ndarray:
 
 
 def _download(url: str, path: Path, md5: str, force: bool, progressbar: bool) -> Path:
-    from .download import fetch
+    from utils.download import fetch
 
     return fetch(url, path, known_hash=f"md5:{md5}", force=force, progressbar=progressbar)
 

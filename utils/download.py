@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from .env import network_available, offline_forced, rehearsal_manifest
+from utils.machine import network_available, offline_forced, rehearsal_manifest
 
 __all__ = [
     "ChecksumError",
@@ -157,7 +157,7 @@ def mirror_url(url: str) -> str:
     """``url`` with its scheme and host replaced by ``$SAMCOURSE_MIRROR`` (path and query kept), if set.
 
     A workshop serves the cache's files from one machine at the original servers' paths
-    (``make mirror``, :mod:`utils.mirror`); hashes are still checked against the registry.
+    (``make mirror``, :mod:`utils.tools.mirror`); hashes are still checked against the registry.
     """
     mirror = os.environ.get(MIRROR_ENV, "").strip()
     if not mirror:
@@ -199,7 +199,7 @@ def fetch(
 
     ``known_hash`` is ``"sha256:<hex>"`` or ``"md5:<hex>"``; ``size`` (bytes) is checked too when given.
     ``stamp``: see :func:`verify_file` (a cached file is hashed once, not on every call). In a
-    rehearsal (:func:`utils.env.rehearsal_manifest`) the stand-in's hash and size replace the
+    rehearsal (:func:`utils.machine.rehearsal_manifest`) the stand-in's hash and size replace the
     registry's for the URLs the manifest names, and only for those.
     """
     import pooch

@@ -76,8 +76,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import metrics
-from .prompts import box_from_mask, points_from_mask
+from utils import metrics
+from utils.prompts import box_from_mask, points_from_mask
 
 __all__ = [
     "AMG_DEFAULTS",
@@ -721,7 +721,7 @@ def benchmark_cases(
     """
     import warnings
 
-    from . import datasets, phantoms
+    from utils import datasets, phantoms
 
     if mode not in ("full", "offline", "smoke"):
         raise ValueError(f"mode must be 'full', 'offline' or 'smoke' (run.mode); got {mode!r}.")
@@ -800,7 +800,7 @@ def plot_by_mode(df: pd.DataFrame, metric: str = "dice", modes: Sequence[str] | 
     """Box plot per mode with every case as a dot (one panel per model); the mean is a white diamond."""
     import matplotlib.pyplot as plt
 
-    from .viz import course_palette
+    from utils.viz import course_palette
 
     _check_metric(df, metric)
     models = _models(df)
@@ -885,7 +885,7 @@ def plot_failures(
     margin) so that small structures stay visible. Needs ``evaluate(..., keep_masks=True)``."""
     import matplotlib.pyplot as plt
 
-    from .viz import add_legend, show_case
+    from utils.viz import add_legend, show_case
 
     if "mask" not in df.columns:
         raise ValueError("The table has no masks: run evaluate(..., keep_masks=True) to draw a failure gallery.")

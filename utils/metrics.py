@@ -44,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .images import to_mask
+from utils.images import to_mask
 
 __all__ = ["dice", "iou", "hd95", "nsd", "boundary"]
 

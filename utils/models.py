@@ -33,9 +33,9 @@ from segment_anything.modeling import (
     TwoWayTransformer,
 )
 
-from .download import fetch, verify_file
-from .env import cache_dir, get_device
-from .images import to_rgb_uint8
+from utils.download import fetch, verify_file
+from utils.images import to_rgb_uint8
+from utils.machine import cache_dir, get_device
 
 __all__ = [
     "REGISTRY",
@@ -361,7 +361,7 @@ class CoursePredictor(SamPredictor):
         multimask_output: bool = True,
         return_logits: bool = False,
     ):
-        from .prompts import check_box, check_points
+        from utils.prompts import check_box, check_points
 
         if not self.is_image_set:
             raise ValueError("No image set: call predictor.set_image(image) before predict().")

@@ -55,8 +55,8 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage as ndi
 
-from .datasets import Case
-from .images import rescale_to_uint8
+from utils.datasets import Case
+from utils.images import rescale_to_uint8
 
 __all__ = ["STYLES", "KNOBS", "make_phantom", "default_knobs"]
 

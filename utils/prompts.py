@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .images import to_mask
+from utils.images import to_mask
 
 __all__ = ["box_from_mask", "jitter_box", "points_from_mask", "check_box", "check_points", "STRATEGIES", "NEG_MARGIN"]
 

@@ -46,7 +46,7 @@ process rarely hands memory back). ``extra_mem_mb`` is the peak minus the same m
 the first step (tensors allocated on CUDA; RSS on the CPU): what training itself added, the number
 to compare between strategies.
 
-**Determinism.** ``seed`` seeds Python, NumPy and torch (``utils.env.seed_everything``) and the
+**Determinism.** ``seed`` seeds Python, NumPy and torch (``utils.machine.seed_everything``) and the
 case/prompt sampler: the same seed, data and model give the same loss history on the CPU. On CUDA
 some kernels are non-deterministic; expect the same curve up to small differences. ``amp=True`` uses
 float16 autocast with gradient scaling on CUDA only (ignored on other devices).
@@ -70,11 +70,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from . import peft
-from .env import get_device, seed_everything
-from .images import to_rgb_uint8
-from .models import CoursePredictor
-from .prompts import box_from_mask, points_from_mask
+from utils import peft
+from utils.images import to_rgb_uint8
+from utils.machine import get_device, seed_everything
+from utils.models import CoursePredictor
+from utils.prompts import box_from_mask, points_from_mask
 
 __all__ = [
     "PROMPT_KINDS",
@@ -223,7 +223,7 @@ def evaluate_dice(
 
 
 def _check_eval_modes(modes: Sequence[str]) -> tuple[str, ...]:
-    from .evaluate import MODES
+    from utils.evaluate import MODES
 
     modes = (modes,) if isinstance(modes, str) else tuple(modes)
     unknown = [m for m in modes if m not in MODES]
@@ -235,7 +235,7 @@ def _check_eval_modes(modes: Sequence[str]) -> tuple[str, ...]:
 def _evaluate(
     sam: nn.Module, cases: Sequence[Any], modes: Sequence[str], seed: int, predictor: CoursePredictor | None
 ) -> pd.DataFrame:
-    from .evaluate import evaluate
+    from utils.evaluate import evaluate
 
     was_training = sam.training
     sam.eval()

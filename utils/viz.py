@@ -36,7 +36,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from numpy.typing import ArrayLike
 
-from .images import to_mask, to_rgb_uint8
+from utils.images import to_mask, to_rgb_uint8
 
 __all__ = [
     "course_palette",

@@ -8,7 +8,7 @@ packages, torch/torchvision as in the course venv, and papermill as the executor
 that Colab ships is held at Colab's version by a constraints file made from the same list, and the
 twin is checked against the list after the install. Then it executes notebooks/02_prompting_sam.ipynb
 with papermill in smoke mode, twice: ``FRONTEND="sliders"``, and ``FRONTEND="auto"`` with
-``COLAB_RELEASE_TAG`` set (which ``utils.env.in_colab()`` reads as Colab: the install cell only acts
+``COLAB_RELEASE_TAG`` set (which ``utils.machine.in_colab()`` reads as Colab: the install cell only acts
 on ``google.colab`` being imported, so it stays a no-op). The course is not installed in the twin:
 the kernel imports it from the checkout (PYTHONPATH), working directory notebooks/.
 
@@ -45,7 +45,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-from utils.colab import FREEZE_FILE, colab_packages  # noqa: E402  (one reader of Colab's list)
+from utils.tools.colab import FREEZE_FILE, colab_packages  # noqa: E402  (one reader of Colab's list)
 
 NOTEBOOK = REPO / "notebooks" / "02_prompting_sam.ipynb"
 OUT = REPO / "outputs" / "colab_twin"
@@ -70,7 +70,7 @@ MUST_MATCH = ("ipykernel", "jupyter-client", "ipywidgets", "widgetsnbextension",
               "pyzmq", "numpy", "pandas", "matplotlib", "scipy", "scikit-image")  # fmt: skip
 # ipywidgets 7's model versions (8 uses controls/base 2.0.0).
 EXPECTED_MODULES = {"@jupyter-widgets/controls": "1.5.0", "@jupyter-widgets/base": "1.2.0"}
-# The playground's sliders frontend (utils/widgets.py PromptPlayground._build): model name -> least count.
+# The playground's sliders frontend (utils/lessons/playground.py PromptPlayground._build): model name -> least count.
 EXPECTED_MODELS = {
     "VBoxModel": 3, "HBoxModel": 4, "ImageModel": 1, "IntSliderModel": 2, "ButtonModel": 6, "DropdownModel": 1,
     "TextModel": 1, "ToggleButtonsModel": 2, "HTMLModel": 4,
@@ -79,7 +79,7 @@ PROBE = """\
 # colab-twin probe (added by tests/colab_twin/check_widgets.py; not part of the course notebook)
 import importlib.metadata as _md, json as _json, sys as _sys
 print("COLAB_TWIN_PROBE " + _json.dumps({
-    "python": _sys.version.split()[0], "executable": _sys.executable, "in_colab": env.in_colab(),
+    "python": _sys.version.split()[0], "executable": _sys.executable, "in_colab": __import__("utils.machine").machine.in_colab(),
     "frontend": playground.frontend, "mode": run.mode,
     "versions": {p: _md.version(p) for p in %r},
 }))
@@ -103,7 +103,7 @@ def find_freeze(explicit: str | None) -> Path:
 
 def read_pins(freeze: Path) -> dict[str, tuple[str, str]]:
     """{normalised name: (name, version)} for every package of the list with a known version
-    (:func:`utils.colab.colab_packages`; a URL install without one is skipped)."""
+    (:func:`utils.tools.colab.colab_packages`; a URL install without one is skipped)."""
     return {name: (name, version) for name, version in colab_packages(freeze).items() if version}
 
 
@@ -244,7 +244,7 @@ def execute(venv: Path, source: Path, executed: Path, frontend: str, colab_tag: 
         "SAMCOURSE_OUTPUT_DIR": str(OUT / "run"), "SAMCOURSE_OFFLINE": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
     })  # fmt: skip
     if colab_tag:
-        env["COLAB_RELEASE_TAG"] = "colab-twin"  # utils.env.in_colab() -> True; google.colab is not importable
+        env["COLAB_RELEASE_TAG"] = "colab-twin"  # utils.machine.in_colab() -> True; google.colab is not importable
     params = f"MODE: smoke\nFRONTEND: {frontend}\nSOLUTIONS: true\n"
     cmd = [str(venv / "bin" / "papermill"), str(source), str(executed), "-y", params, "--cwd", str(NOTEBOOK.parent),
            "-k", "python3", "--no-progress-bar", "--execution-timeout", "1200"]  # fmt: skip

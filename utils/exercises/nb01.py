@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from . import exercise
+from utils.exercises import exercise
 
 # ------------------------------------------------------------------ 1. windowed vs global attention
 

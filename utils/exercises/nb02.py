@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import exercise
+from utils.exercises import exercise
 
 
 def _as_mask(mask) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import exercise
+from utils.exercises import exercise
 
 
 def _solve_dice_by_hand(pred, gt):
@@ -84,7 +84,7 @@ def _solve_bootstrap_ci(values, n_boot=2000, seed=0):
     hint="rng.integers(0, n, size=(n_boot, n)) gives n_boot resamples of case indices; then np.quantile",
 )
 def _check_bootstrap_ci(answer, values, n_boot=2000, seed=0):
-    from ..evaluate import bootstrap_ci
+    from utils.evaluate import bootstrap_ci
 
     values = np.asarray(values, dtype=float)
     mean, low, high = bootstrap_ci(values, n_boot=20000, seed=12345)  # a precise reference

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import exercise
+from utils.exercises import exercise
 
 # ------------------------------------------------------------------ 1. read a sweep curve
 

@@ -7,7 +7,7 @@ import copy
 
 import numpy as np
 
-from . import exercise
+from utils.exercises import exercise
 
 
 def _solve_lora_count(sam, rank=4):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import exercise
+from utils.exercises import exercise
 
 
 def _solve_embed_once_speedup(encoder_s, prompt_s, n_prompts=10):

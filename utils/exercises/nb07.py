@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import exercise
+from utils.exercises import exercise
 
 
 def _solve_next_box(mask, margin=3):
@@ -25,7 +25,7 @@ def _solve_next_box(mask, margin=3):
     hint="x is the column: mask.any(axis=0) marks the columns that hold the mask; clip to 0..W-1 and 0..H-1",
 )
 def _check_next_box(answer, mask, margin=3):
-    from ..volumetric import next_box
+    from utils.lessons.volumetric import next_box
 
     expected = next_box(mask, margin)
     value = np.asarray(answer, dtype=float).reshape(-1)
@@ -52,7 +52,7 @@ def _solve_volume_ml(gt, spacing, step=3):
     hint="one voxel is spacing[0] × spacing[1] × spacing[2] mm³, and 1 mL = 1000 mm³",
 )
 def _check_volume_ml(answer, gt, spacing, step=3):
-    from ..volumetric import volume_ml
+    from utils.lessons.volumetric import volume_ml
 
     fine = volume_ml(gt, spacing)
     thick = volume_ml(gt[::step], (spacing[0] * step, spacing[1], spacing[2]))
@@ -109,7 +109,7 @@ def _stop_rule_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
     hint="check the area first (an empty mask would divide by zero); Dice = 2|A ∩ B| / (|A| + |B|)",
 )
 def _check_stop_rule(answer, min_area=10, max_area_ratio=2.0, min_overlap=0.5):
-    from ..volumetric import StopRule
+    from utils.lessons.volumetric import StopRule
 
     if not callable(answer):
         return False, "answer must be the function itself: answer = should_stop (no parentheses)"
@@ -121,7 +121,7 @@ def _check_stop_rule(answer, min_area=10, max_area_ratio=2.0, min_overlap=0.5):
             wrong.append(f"{name} (should {'stop' if expected else 'go on'})")
     if wrong:
         return False, "wrong on: " + ", ".join(wrong)
-    return True, "it agrees with utils.volumetric.StopRule on all 7 test pairs"
+    return True, "it agrees with utils.lessons.volumetric.StopRule on all 7 test pairs"
 
 
 def _solve_slice_window(image, percentiles=(1.0, 99.0)):
@@ -140,7 +140,7 @@ def _solve_slice_window(image, percentiles=(1.0, 99.0)):
     hint="np.percentile(image[image > image.min()], percentiles), then utils.images.rescale_to_uint8(image, low, high)",
 )
 def _check_slice_window(answer, image, percentiles=(1.0, 99.0)):
-    from ..volumetric import normalise_slices
+    from utils.lessons.volumetric import normalise_slices
 
     expected = normalise_slices(np.asarray(image)[None], percentiles)[0]
     value = np.asarray(answer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import exercise
+from utils.exercises import exercise
 
 
 def _solve_auto_box(grey, polarity="dark"):
@@ -35,7 +35,7 @@ def _solve_auto_box(grey, polarity="dark"):
     "labels[:, 0], labels[:, -1]; np.bincount counts each component's pixels",
 )
 def _check_auto_box(answer, grey, polarity="dark"):
-    from ..autoprompt import auto_box
+    from utils.lessons.autoprompt import auto_box
 
     expected = auto_box(grey, polarity, sigma=0, opening=0)
     value = np.asarray(answer, dtype=float).reshape(-1)
@@ -67,7 +67,7 @@ def _solve_box_iou(box, reference):
     hint="the overlap is a box too: the larger of the two x0 and y0, the smaller of the two x1 and y1",
 )
 def _check_box_iou(answer, box, reference):
-    from ..autoprompt import box_iou
+    from utils.lessons.autoprompt import box_iou
 
     expected = box_iou(box, reference)
     value = float(answer)
@@ -75,7 +75,8 @@ def _check_box_iou(answer, box, reference):
 
 
 def _solve_lora_share(rank=4, model="sam_vit_b"):
-    from utils import anatomy, peft
+    from utils import peft
+    from utils.lessons import anatomy
 
     sam = anatomy.meta_sam(model)  # shapes only: no weights are loaded
     blocks = peft.transformer_blocks(sam)
@@ -95,7 +96,8 @@ def _solve_lora_share(rank=4, model="sam_vit_b"):
     "ones (peft.trainable_parameters on anatomy.meta_sam gives the original total)",
 )
 def _check_lora_share(answer, rank=4, model="sam_vit_b"):
-    from .. import anatomy, peft
+    from utils import peft
+    from utils.lessons import anatomy
 
     trainable, total, share = peft.trainable_parameters(peft.lora(anatomy.meta_sam(model), rank=rank))
     values = np.asarray(answer, dtype=float).reshape(-1)
@@ -113,13 +115,13 @@ def _solve_notebooks_for(table, failure):
 @exercise(
     "08.notebooks_for",
     "Which course notebooks would you open to tackle `failure`? From the landscape `table` "
-    "(utils.landscape.methods_table()), keep the methods whose `addresses` include `failure` and return "
+    "(utils.lessons.landscape.methods_table()), keep the methods whose `addresses` include `failure` and return "
     "the sorted list of the notebooks that implement them (each row's `notebooks` is a tuple of stems).",
     solver=_solve_notebooks_for,
     hint="table['addresses'].apply(lambda keys: failure in keys) selects the rows; .explode() flattens tuples",
 )
 def _check_notebooks_for(answer, table, failure):
-    from ..landscape import notebooks_for
+    from utils.lessons.landscape import notebooks_for
 
     expected = notebooks_for(failure)
     if isinstance(answer, str) or not hasattr(answer, "__iter__"):

@@ -203,7 +203,7 @@ def sweep_case(factor: str, value: Any, seed: int = 0, size: int = 256) -> Any:
     knobs moved with it). Deterministic: the same arguments give the same arrays (so a table row can
     be redrawn later).
     """
-    from .phantoms import make_phantom
+    from utils.phantoms import make_phantom
 
     spec = _spec(factor)
     knob_value = spec.knob_value(value)
@@ -267,7 +267,7 @@ def sweep(
     ``value_label`` and ``seed`` in front. ``keep_masks`` keeps each predicted mask (for
     :func:`plot_easiest_hardest`). ``df.attrs["encoder_calls"]`` counts the images embedded.
     """
-    from .evaluate import evaluate
+    from utils.evaluate import evaluate
 
     spec = _spec(factor)
     values = _check_values(spec, values)
@@ -301,7 +301,7 @@ def curves(df: pd.DataFrame, metric: str = "dice", n_boot: int = 1000, seed: int
     (:func:`utils.evaluate.summarize`); with one seed it has zero width. Keys follow ``metric``.
     Numeric values are listed in increasing order whatever order they were swept in.
     """
-    from .evaluate import summarize
+    from utils.evaluate import summarize
 
     _check_sweep_table(df)
     out: dict[str, dict[str, Any]] = {}
@@ -339,7 +339,7 @@ def _check_sweep_table(df: pd.DataFrame) -> None:
     needed = {"factor", "value", "value_index", "value_label", "seed", "dice"}
     missing = sorted(needed - set(df.columns))
     if missing:
-        raise ValueError(f"Not a sweep table (missing {missing}); make it with utils.sweeps.sweep(...).")
+        raise ValueError(f"Not a sweep table (missing {missing}); make it with utils.lessons.sweeps.sweep(...).")
     if df.empty:
         raise ValueError("The sweep table is empty.")
 
@@ -485,10 +485,10 @@ def plot_curves(curve_dict: Mapping[str, Mapping[str, Any]], metric: str = "dice
     """One panel per factor: mean ``metric`` (line) with its 95% CI (band) against the factor's value."""
     import matplotlib.pyplot as plt
 
-    from .viz import course_palette
+    from utils.viz import course_palette
 
     if not curve_dict:
-        raise ValueError("curve_dict is empty; pass utils.sweeps.curves(df).")
+        raise ValueError("curve_dict is empty; pass utils.lessons.sweeps.curves(df).")
     n = len(curve_dict)
     ncols = min(ncols, n)
     nrows = int(np.ceil(n / ncols))
@@ -522,7 +522,7 @@ def plot_easiest_hardest(df: pd.DataFrame, factors: Sequence[str] | None = None,
     ``sweep(..., keep_masks=True)``."""
     import matplotlib.pyplot as plt
 
-    from .viz import add_legend, show_case
+    from utils.viz import add_legend, show_case
 
     _check_sweep_table(df)
     if "mask" not in df.columns:

@@ -37,9 +37,9 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from . import metrics
-from .images import to_mask, to_rgb_uint8
-from .prompts import box_from_mask, check_box
+from utils import metrics
+from utils.images import to_mask, to_rgb_uint8
+from utils.prompts import box_from_mask, check_box
 
 __all__ = [
     "POLARITIES",
@@ -168,7 +168,7 @@ def benchmark_cases(mode: str, n_per_source: int | None = None, seed: int = 0) -
     """
     import warnings
 
-    from . import datasets, phantoms
+    from utils import datasets, phantoms
 
     if mode not in ("full", "offline", "smoke"):
         raise ValueError(f"mode must be 'full', 'offline' or 'smoke' (run.mode); got {mode!r}.")
@@ -238,7 +238,7 @@ def compare_prompts(
     """
     from tqdm.auto import tqdm
 
-    from .evaluate import case_dataset
+    from utils.evaluate import case_dataset
 
     cases = list(cases)
     if not cases:
@@ -278,7 +278,7 @@ def plot_pipeline(cases: Sequence[Any], table: pd.DataFrame, size: float = 2.6):
     :func:`compare_prompts` with ``keep_masks=True``, for the same cases in the same order."""
     import matplotlib.pyplot as plt
 
-    from . import viz
+    from utils import viz
 
     cases = list(cases)
     if "auto_mask" not in table or len(table) != len(cases):

@@ -5,11 +5,11 @@ each file at the path of its original URL (``/segment_anything/sam_vit_b_01ec64.
 ``/records/13358372/files/busi_256.npz`` ...), so serving the cache folder as it lies on disk
 (``models/``, ``medsegbench/`` ...) answers every request with 404. :class:`MirrorServer` serves a
 fixed table ``{url_path: file}`` instead, built by :func:`full_mode_routes` from
-:func:`utils.prefetch.full_mode_files` (or any table, e.g. stand-in files for a rehearsal). A path
+:func:`utils.tools.prefetch.full_mode_files` (or any table, e.g. stand-in files for a rehearsal). A path
 that is not in the table is 404: it never serves any other file. Students' machines still check
 every file against the registry's hash.
 
-``python -m utils.mirror --port 8000 [--host 0.0.0.0] [--all-models]`` (``make mirror`` serves the
+``python -m utils.tools.mirror --port 8000 [--host 0.0.0.0] [--all-models]`` (``make mirror`` serves the
 room on all interfaces, port 8000).
 """
 
@@ -26,8 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .download import CHUNK_SIZE, verify_file
-from .prefetch import ALL_MODELS, FULL_MODE_MODELS, RemoteFile, full_mode_files
+from utils.download import CHUNK_SIZE, verify_file
+from utils.tools.prefetch import ALL_MODELS, FULL_MODE_MODELS, RemoteFile, full_mode_files
 
 __all__ = ["MirrorServer", "cached_routes", "full_mode_routes", "main"]
 
@@ -168,7 +168,7 @@ class MirrorServer:
 
 
 def full_mode_routes(files: Iterable[RemoteFile] | None = None) -> dict[str, Path]:
-    """``{original URL path: cache path}`` for ``files`` (default: :func:`utils.prefetch.full_mode_files`)."""
+    """``{original URL path: cache path}`` for ``files`` (default: :func:`utils.tools.prefetch.full_mode_files`)."""
     routes: dict[str, Path] = {}
     for file in full_mode_files() if files is None else files:
         key = _route_key(urlsplit(file.url).path)

@@ -41,8 +41,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from .images import to_mask, to_rgb_uint8
-from .prompts import check_box, jitter_box
+from utils.images import to_mask, to_rgb_uint8
+from utils.prompts import check_box, jitter_box
 
 __all__ = [
     "FLIPS",
@@ -296,7 +296,7 @@ def tta_uncertainty(
     it (:func:`utils.prompts.jitter_box` with ``jitter``; the same copies on every view, drawn from ``rng``), so
     there are ``(1 + len(flips)) * (1 + n_jitter)`` answers. Each view is a new image for the encoder:
     **``1 + len(flips)`` encoder calls** (fewer when ``predictor`` caches embeddings, e.g.
-    :class:`utils.volumetric.CachedPredictor`); the boxes cost decoder calls only. The original image
+    :class:`utils.lessons.volumetric.CachedPredictor`); the boxes cost decoder calls only. The original image
     is encoded last, so ``predictor`` is left holding its embedding. ``soft``: see
     :func:`foreground_probability`.
     """
@@ -510,7 +510,7 @@ def plot_uncertainty_maps(
     """
     import matplotlib.pyplot as plt
 
-    from . import viz
+    from utils import viz
 
     image = to_rgb_uint8(image)
     gt = to_mask(gt, shape=image.shape, name="gt")

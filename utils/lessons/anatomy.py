@@ -50,8 +50,8 @@ from matplotlib.patches import Patch
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
-from .images import to_mask, to_rgb_uint8
-from .models import REGISTRY, count_parameters
+from utils.images import to_mask, to_rgb_uint8
+from utils.models import REGISTRY, count_parameters
 
 __all__ = [
     "COMPONENTS",
@@ -135,7 +135,7 @@ def _check_sam(sam: Any, what: str = "sam") -> Sam:
     if not isinstance(sam, Sam):
         raise ValueError(
             f"{what} must be a segment_anything Sam model (e.g. utils.models.load_sam('litemedsam') or "
-            f"utils.anatomy.meta_sam('sam_vit_b')); got {type(sam).__name__}. For a predictor pass predictor.model."
+            f"utils.lessons.anatomy.meta_sam('sam_vit_b')); got {type(sam).__name__}. For a predictor pass predictor.model."
         )
     return sam
 
@@ -701,8 +701,8 @@ def plot_mask_tokens(
 ) -> Figure:
     """One panel per mask token: the mask (blue), the box (magenta), the ground truth (gold outline),
     with the IoU head's guess — and the Dice with the ground truth when it is given."""
-    from . import viz
-    from .metrics import dice
+    from utils import viz
+    from utils.metrics import dice
 
     image = to_rgb_uint8(image, name="plot_mask_tokens image")
     masks = np.asarray(masks)

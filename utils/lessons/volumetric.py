@@ -60,11 +60,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from scipy import ndimage
 
-from .images import rescale_to_uint8
-from .prompts import box_from_mask
+from utils.images import rescale_to_uint8
+from utils.prompts import box_from_mask
 
 if TYPE_CHECKING:  # only for the annotation: datasets is imported where it is used
-    from .datasets import Case
+    from utils.datasets import Case
 
 __all__ = [
     "DIRECTIONS",
@@ -194,7 +194,7 @@ class Structure:
 
     def middle_case(self) -> Case:
         """The middle slice as a :class:`utils.datasets.Case` (for :mod:`utils.viz`)."""
-        from .datasets import Case
+        from utils.datasets import Case
 
         k = self.middle
         return Case(
@@ -213,7 +213,7 @@ def load_structure(name: str, hemisphere: str = "left", axis: str = "axial") -> 
 
     Raises ``FileNotFoundError`` (with the install command) when the Colin27 files are missing.
     """
-    from . import datasets
+    from utils import datasets
 
     if name in datasets.COLIN27_STRUCTURES:
         volume, mask, spacing = datasets.colin27_volume(name, hemisphere, axis)
@@ -765,7 +765,7 @@ def orthogonal_views(
     that margin around the masks (None: whole planes). Masks are drawn with :mod:`utils.viz` (gold
     outline: ground truth, blue fill: prediction).
     """
-    from . import viz
+    from utils import viz
 
     volume = _check_volume(volume)
     spacing = _check_spacing_3d(spacing)
@@ -840,9 +840,9 @@ def walk_gallery(
     slices spread evenly over those where either mask is present, plus the slices where the walk
     stopped (their box is drawn, their rejected mask is not).
     """
-    from . import viz
-    from .datasets import Case
-    from .metrics import dice
+    from utils import viz
+    from utils.datasets import Case
+    from utils.metrics import dice
 
     volume = _check_volume(volume)
     gt = _check_mask_volume(gt, volume.shape, name="gt")

@@ -1,6 +1,6 @@
 """Run the course's notebooks with papermill and summarise what they wrote.
 
-``python -m utils.harness --mode auto`` (what ``make course`` does) executes every notebook in
+``python -m utils.tools.harness --mode auto`` (what ``make course`` does) executes every notebook in
 ``notebooks/`` in order into ``outputs/`` and prints one table: notebook, resolved mode, status,
 wall time and the headline numbers each notebook saved in its ``results.json``.
 """
@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .env import MODES, output_dir, repo_root
+from utils.env import MODES
+from utils.machine import output_dir, repo_root
 
 __all__ = [
     "COURSE_KERNEL",

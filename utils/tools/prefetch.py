@@ -2,7 +2,7 @@
 
 Run it once where the network is good; then the cache folder (``data/cache`` or
 ``$SAMCOURSE_CACHE_DIR``) can be copied to every machine in the room, or served to them from one
-machine at the original URL paths (``make mirror``, :mod:`utils.mirror`; students set
+machine at the original URL paths (``make mirror``, :mod:`utils.tools.mirror`; students set
 ``SAMCOURSE_MIRROR``). Every file goes through :func:`utils.download.fetch`: verified, atomic,
 never half-written.
 
@@ -10,7 +10,7 @@ What the full mode downloads is listed once, by :func:`full_mode_files`, from th
 modules that load the data (no second hand-typed list): SAM ViT-B, the MedSegBench sets of
 :data:`utils.evaluate.MEDSEGBENCH_SETS` at 256 px (notebooks 03 and 06 load all of them; every set
 that notebooks 01, 02, 05 and 08 load is one of them) and the MedMNIST+ sets of
-:data:`utils.domain.MEDMNIST_FLAGS` at 224 px (notebook 04). ``tests/test_prefetch.py`` fails when
+:data:`utils.lessons.domain.MEDMNIST_FLAGS` at 224 px (notebook 04). ``tests/test_prefetch.py`` fails when
 a notebook or module starts loading a file this list lacks, or the list holds one nothing loads.
 """
 
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from .domain import MEDMNIST_FLAGS
-from .download import fetch
-from .evaluate import MEDSEGBENCH_SETS
+from utils.download import fetch
+from utils.evaluate import MEDSEGBENCH_SETS
+from utils.lessons.domain import MEDMNIST_FLAGS
 
 __all__ = [
     "ALL_MODELS",
@@ -51,7 +51,7 @@ FULL_MODE_MEDSEGBENCH: tuple[str, ...] = tuple(MEDSEGBENCH_SETS)
 #: The MedMNIST+ sets of notebook 04's domain-gap study.
 FULL_MODE_MEDMNIST: tuple[str, ...] = tuple(MEDMNIST_FLAGS)
 MEDSEGBENCH_SIZE = 256  # utils.datasets.medsegbench's default, which every full-mode caller keeps
-MEDMNIST_SIZE = 224  # utils.domain.medical_set asks for 224 px
+MEDMNIST_SIZE = 224  # utils.lessons.domain.medical_set asks for 224 px
 
 
 class RemoteFile(NamedTuple):
@@ -77,8 +77,8 @@ def full_mode_files(
     a test that patches a registry sees its patch here. Paths follow ``$SAMCOURSE_CACHE_DIR`` as it
     is when called. Usage: ``for url, path, known_hash, size, label in full_mode_files(): ...``.
     """
-    from . import datasets
-    from .models import REGISTRY
+    from utils import datasets
+    from utils.models import REGISTRY
 
     files = []
     for name in models:

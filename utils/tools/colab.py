@@ -6,7 +6,7 @@ the same in every notebook) clones that repository when it runs in Colab and han
 ``colab_setup``, which pip-installs only ``[project.optional-dependencies].colab``: what Colab lacks,
 never Colab's own packages (replacing its ipykernel, ipywidgets or torch breaks its kernel).
 
-Command line (``python -m utils.colab``):
+Command line (``python -m utils.tools.colab``):
 
 - ``--repo owner/name [--branch main]`` (``make colab``): point every badge, install cell and the README's
   course map at a fork;
@@ -39,7 +39,7 @@ import venv
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .env import repo_root
+from utils.machine import repo_root
 
 __all__ = [
     "COLAB_NEVER_INSTALL",
@@ -70,9 +70,7 @@ _COLAB_LINK = re.compile(
     r"https://colab\.research\.google\.com/github/(?P<repo>[^/\s)]+/[^/\s)]+)/blob/(?P<branch>[^\s)]+?)/(?P<path>notebooks/[^\s)]+\.ipynb)"
 )
 # The install cell's configuration line, in a notebook's JSON (quotes escaped as \") or as plain source.
-_INSTALL = re.compile(
-    r'REPO, BRANCH, HOME = (?P<q>\\?")(?P<repo>[^"\\\s]+)(?P=q), (?P=q)(?P<branch>[^"\\\s]+)(?P=q)'
-)
+_INSTALL = re.compile(r'REPO, BRANCH, HOME = (?P<q>\\?")(?P<repo>[^"\\\s]+)(?P=q), (?P=q)(?P<branch>[^"\\\s]+)(?P=q)')
 
 COLAB_HOME = "/content/sam-course"
 # Packages Colab's kernel depends on, or that only a development machine needs: never pip-installed in Colab.
@@ -91,7 +89,7 @@ COLAB_NEVER_INSTALL = (
     "torch",
     "torchvision",
 )
-FREEZE_FILE = Path(__file__).resolve().parent / "data" / "colab_pip_freeze_gpu.txt"
+FREEZE_FILE = Path(__file__).resolve().parents[1] / "data" / "colab_pip_freeze_gpu.txt"
 _STAMP = ".colab-install.json"
 _PREFIX = "sam-course:"
 
@@ -199,7 +197,7 @@ def never_install(requirements: Sequence[str]) -> list[str]:
 
 # Local venv (`make setup`, conda): the package's runtime, what Colab lacks, the Jupyter stack, development.
 _LOCAL_GROUPS = ("dependencies", "colab", "local", "dev")
-_GENERATED = "Generated from pyproject.toml by `python -m utils.colab --write-requirements`: edit pyproject.toml."
+_GENERATED = "Generated from pyproject.toml by `python -m utils.tools.colab --write-requirements`: edit pyproject.toml."
 _SECTION = {
     "dependencies": "[project] dependencies: what utils imports",
     "colab": "[colab]: what Colab lacks (the only group the Colab install cell installs)",
@@ -263,7 +261,7 @@ def write_requirements(root: Path | None = None) -> list[Path]:
 # --------------------------------------------------------------------------------------------------
 # The install cell (first code cell of every notebook) and what it hands over to: colab_setup.
 
-_CELL = '''\
+_CELL = """\
 # In Google Colab: fetch the course and install only what Colab lacks (never its own packages). Elsewhere: nothing.
 import os
 import subprocess
@@ -277,8 +275,8 @@ if "google.colab" in sys.modules:
         if (git := subprocess.run(clone.split(), capture_output=True, text=True)).returncode:
             raise RuntimeError(f"{clone}: {git.stderr.strip()} Is REPO right? For a fork: make colab REPO=owner/name")
     sys.path.insert(0, HOME)  # every run: a restarted runtime forgets it
-    from utils.colab import colab_setup
-    colab_setup(HOME, drive_cache=USE_DRIVE_CACHE)'''
+    from utils.tools.colab import colab_setup
+    colab_setup(HOME, drive_cache=USE_DRIVE_CACHE)"""
 
 
 def install_cell(root: Path | None = None) -> str:
@@ -396,7 +394,7 @@ def _mount_drive_cache(drive_root: Path) -> Path:
         ) from error
     cache = drive_root / "MyDrive" / "sam-course-cache"
     cache.mkdir(parents=True, exist_ok=True)
-    os.environ["SAMCOURSE_CACHE_DIR"] = str(cache)  # utils.env.cache_dir reads it on every call
+    os.environ["SAMCOURSE_CACHE_DIR"] = str(cache)  # utils.machine.cache_dir reads it on every call
     return cache
 
 
@@ -539,7 +537,9 @@ def check_install(root: Path | None = None, freeze: Path | None = None, run: Run
         interpreter = target / "bin" / "python"
         purelib = subprocess.run(
             [str(interpreter), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         count = write_stand_ins(packages, Path(purelib))
         report = Path(work) / "report.json"

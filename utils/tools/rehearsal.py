@@ -3,7 +3,7 @@
 Students run the course in Colab in ``full`` mode: SAM ViT-B's checkpoint and MedSegBench / MedMNIST+
 files downloaded once, hash-checked, loaded and pushed through every notebook. A machine without
 that network (CI) cannot download them, so a rehearsal serves *format-faithful stand-ins* at the
-real URL paths from a server on 127.0.0.1 (:mod:`utils.mirror`, the instructors' mirror):
+real URL paths from a server on 127.0.0.1 (:mod:`utils.tools.mirror`, the instructors' mirror):
 
 - SAM ViT-B: a state dict in the official layout (the same keys and shapes as
   ``sam_vit_b_01ec64.pth``) with seeded random weights, generated here, never downloaded;
@@ -12,7 +12,7 @@ real URL paths from a server on 127.0.0.1 (:mod:`utils.mirror`, the instructors'
 - MedMNIST+: npz files with the real keys (``{split}_images``, ``{split}_labels``) and label range.
 
 Their hashes differ from the registry's, so they are accepted only through an explicit switch,
-``$SAMCOURSE_REHEARSAL`` (:func:`utils.env.rehearsal_manifest`), which names each stand-in's URL,
+``$SAMCOURSE_REHEARSAL`` (:func:`utils.machine.rehearsal_manifest`), which names each stand-in's URL,
 hash and size; every banner then says so in capitals, and every number is meaningless. Each notebook
 runs with ``MODE="full"`` at the smallest budget (``BUDGET="smoke"``, plus :data:`SMOKE_PARAMETERS`);
 the executed notebooks and a summary land in ``outputs/rehearsal/``. On a GPU,
@@ -57,9 +57,10 @@ STANDIN_SAMPLES = {"train": 8, "val": 2, "test": 8}
 #: about two minutes here. A rehearsal at any other budget (on a GPU) runs everything.
 SMOKE_PARAMETERS: dict[str, dict[str, Any]] = {"05_adapting_sam": {"STRATEGIES": ["decoder_only", "lora"]}}
 
+
 def _style(modality: str) -> str:
     """The phantom style that stands in for a data set of ``modality`` (the styles are named after them)."""
-    from .phantoms import STYLES
+    from utils.phantoms import STYLES
 
     return modality if modality in STYLES else "ct"
 
@@ -88,7 +89,7 @@ def standin_sam_checkpoint(path: str | Path, variant: str = "vit_b", seed: int =
 
 
 def _phantoms(style: str, n: int, size: int, seed: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    from .phantoms import make_phantom
+    from utils.phantoms import make_phantom
 
     cases = [make_phantom(style, seed=seed + k, size=size) for k in range(n)]
     images = np.stack([np.asarray(c.image, dtype=np.uint8) for c in cases])
@@ -102,7 +103,7 @@ def _phantoms(style: str, n: int, size: int, seed: int, channels: int) -> tuple[
 def standin_medsegbench(path: str | Path, flag: str, size: int = 256, seed: int = 0) -> Path:
     """Write a MedSegBench-format npz for ``flag``: ``{split}_images`` (uint8, the set's channels) and
     ``{split}_label`` (uint8 0/1) for train/val/test, holding phantoms of the set's modality."""
-    from .datasets import medsegbench_info
+    from utils.datasets import medsegbench_info
 
     info = medsegbench_info(flag)
     style = _style(info["modality"])
@@ -116,8 +117,8 @@ def standin_medsegbench(path: str | Path, flag: str, size: int = 256, seed: int 
 def standin_medmnist(path: str | Path, flag: str, size: int = 224, seed: int = 0) -> Path:
     """Write a MedMNIST-format npz for ``flag``: ``{split}_images`` (uint8, the set's channels) and
     ``{split}_labels`` ((N, 1) uint8, every class of the set present), images from phantoms."""
-    from .datasets import medmnist_info
-    from .domain import MEDMNIST_FLAGS
+    from utils.datasets import medmnist_info
+    from utils.lessons.domain import MEDMNIST_FLAGS
 
     info = medmnist_info(flag, size)
     style = _style(MEDMNIST_FLAGS.get(flag, ""))
@@ -135,14 +136,14 @@ def standin_medmnist(path: str | Path, flag: str, size: int = 224, seed: int = 0
 
 
 def build_standins(folder: str | Path, seed: int = 0) -> dict[str, dict[str, Any]]:
-    """A stand-in for every file :func:`utils.prefetch.full_mode_files` lists, written under ``folder``.
+    """A stand-in for every file :func:`utils.tools.prefetch.full_mode_files` lists, written under ``folder``.
 
     Returns the manifest's ``files``: original URL → ``hash`` (sha256 of the stand-in), ``size``,
     ``path`` and ``label``. Built from the same list the instructors prefetch, so a notebook that
     starts using a file the list lacks fails its rehearsal (the mirror answers 404).
     """
-    from . import prefetch
-    from .download import file_hash
+    from utils.download import file_hash
+    from utils.tools import prefetch
 
     folder = Path(folder)
     jobs = [((m,), (), (), lambda path, m=m: standin_sam_checkpoint(path, m.removeprefix("sam_"), seed))
@@ -211,9 +212,10 @@ def rehearse(
     CUDA memory (15: a T4) and adds ``gpu.json`` (wall time and peak CUDA memory per notebook).
     Returns the summary; ``summary["ok"]`` is False when a notebook failed or misbehaved.
     """
-    from . import harness
-    from .env import BUDGETS, CUDA_MEMORY_ENV, REHEARSAL_ENV, output_dir
-    from .mirror import MirrorServer
+    from utils.env import BUDGETS
+    from utils.machine import CUDA_MEMORY_ENV, REHEARSAL_ENV, output_dir
+    from utils.tools import harness
+    from utils.tools.mirror import MirrorServer
 
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {', '.join(BUDGETS)}; got {budget!r}.")
@@ -222,7 +224,9 @@ def rehearse(
     print(f"rehearsal: writing stand-ins to {out / 'standins'} ...", flush=True)
     files = build_standins(out / "standins", seed)
     manifest = out / "manifest.json"
-    manifest.write_text(json.dumps({"note": "stand-ins of a rehearsal (utils.rehearsal)", "files": files}, indent=2))
+    manifest.write_text(
+        json.dumps({"note": "stand-ins of a rehearsal (utils.tools.rehearsal)", "files": files}, indent=2)
+    )
     routes = {urlsplit(url).path: Path(entry["path"]) for url, entry in files.items()}
     variables = {
         REHEARSAL_ENV: str(manifest),
@@ -242,8 +246,12 @@ def rehearse(
         problems = [] if run.status != "ok" else _problems(executed)
         results = executed.parent / run.notebook / "results.json"
         timing = json.loads(results.read_text()).get("timing", {}) if results.is_file() else {}
-        rows[run.notebook] = {"status": run.status if not problems else "wrong", "wall_s": round(run.wall_s, 1),
-                              "error": run.error or "; ".join(problems), "peak_cuda_mb": timing.get("peak_cuda_mb")}
+        rows[run.notebook] = {
+            "status": run.status if not problems else "wrong",
+            "wall_s": round(run.wall_s, 1),
+            "error": run.error or "; ".join(problems),
+            "peak_cuda_mb": timing.get("peak_cuda_mb"),
+        }
     unused = [files[url]["label"] for url, n in hits.items() if n == 0] if len(notebooks) == len(
         harness.find_notebooks()) else []  # fmt: skip
     summary = {"budget": budget, "notebooks": rows, "requests": {files[u]["label"]: n for u, n in hits.items()},
@@ -272,7 +280,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"total {summary['wall_s']:.0f} s at BUDGET={summary['budget']!r}; downloads through the mirror: "
                  + ", ".join(f"{k} x{n}" for k, n in summary["requests"].items()))  # fmt: skip
     if summary["unused_standins"]:
-        lines.append(f"never requested (drop them from utils.prefetch?): {', '.join(summary['unused_standins'])}")
+        lines.append(f"never requested (drop them from utils.tools.prefetch?): {', '.join(summary['unused_standins'])}")
     lines.append("REHEARSAL PASSED" if summary["ok"] else "REHEARSAL FAILED")
     return "\n".join(lines)
 

@@ -37,10 +37,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import peft
-from .evaluate import _zoom_to, bootstrap_ci
-from .models import load_sam
-from .training import TrainResult, train
+from utils import peft
+from utils.evaluate import _zoom_to, bootstrap_ci
+from utils.models import load_sam
+from utils.training import TrainResult, train
 
 __all__ = [
     "SPLITS",
@@ -105,7 +105,7 @@ def _slab_split(name: str, loader: Callable[..., list], structure: str, what: st
 
 
 def _phantom_split(name: str, style: str, what: str, n_train: int, n_test: int) -> Split:
-    from .phantoms import make_phantom
+    from utils.phantoms import make_phantom
 
     return Split(
         name,
@@ -120,14 +120,14 @@ def _phantom_split(name: str, style: str, what: str, n_train: int, n_test: int) 
 
 
 def _ventricles(n_train: int, n_test: int, seed: int) -> Split:
-    from .datasets import mni152_cases
+    from utils.datasets import mni152_cases
 
     what = "MNI152 template, lateral ventricles (a mask derived from its tissue maps)"
     return _slab_split("ventricles", mni152_cases, "ventricles", what, n_train, n_test)
 
 
 def _caudate(n_train: int, n_test: int, seed: int) -> Split:
-    from .datasets import colin27_cases
+    from utils.datasets import colin27_cases
 
     return _slab_split("caudate", colin27_cases, "caudate", "Colin27, left caudate (AAL atlas)", n_train, n_test)
 
@@ -143,7 +143,7 @@ def _fundus(n_train: int, n_test: int, seed: int) -> Split:
 
 
 def _busi(n_train: int, n_test: int, seed: int) -> Split:
-    from .datasets import medsegbench
+    from utils.datasets import medsegbench
 
     return Split(
         "busi",
@@ -300,7 +300,7 @@ def strategy_parameters(model: str, strategies: Sequence[str] = tuple(peft.STRAT
     """
     import torch
 
-    from .models import _spec
+    from utils.models import _spec
 
     strategies = _check_strategies(strategies)
     meta = _spec(model).url is not None
@@ -315,8 +315,8 @@ def strategy_parameters(model: str, strategies: Sequence[str] = tuple(peft.STRAT
 
 def _box_answers(sam: Any, cases: Sequence[Any]):
     """(mask, low-res logits) that ``sam`` gives each case for its tight ground-truth box (one output)."""
-    from .models import CoursePredictor
-    from .prompts import box_from_mask
+    from utils.models import CoursePredictor
+    from utils.prompts import box_from_mask
 
     predictor = CoursePredictor(sam.eval())
     for case in cases:
@@ -402,8 +402,8 @@ def plot_gallery(cases: Sequence[Any], masks: Mapping[str, Sequence[np.ndarray]]
     zoomed to the ground truth's neighbourhood."""
     import matplotlib.pyplot as plt
 
-    from .metrics import dice
-    from .viz import show_mask
+    from utils.metrics import dice
+    from utils.viz import show_mask
 
     columns = list(masks)
     fig, axes = plt.subplots(
@@ -425,7 +425,7 @@ def architecture(model: str) -> Any:
     """``model``'s architecture without pretrained weights, for counting (meta device if it downloads)."""
     import torch
 
-    from .models import _spec
+    from utils.models import _spec
 
     spec = _spec(model)
     with torch.device("meta") if spec.url is not None else contextlib.nullcontext():

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .images import to_rgb_uint8
+from utils.images import to_rgb_uint8
 
 __all__ = [
     "MEDMNIST_FLAGS",
@@ -191,7 +191,7 @@ def medical_set(mode: str, n_per_group: int, seed: int = 0, size: int = 224) -> 
       mechanics, not a diagnosis.
     Phantoms are added in every mode (``max(2, n_per_group // 25)`` per style in full mode).
     """
-    from . import datasets, phantoms
+    from utils import datasets, phantoms
 
     if mode not in ("full", "offline", "smoke"):
         raise ValueError(f"mode must be 'full', 'offline' or 'smoke' (run.mode); got {mode!r}.")
@@ -274,7 +274,7 @@ def pooled_embeddings(
     from tqdm.auto import tqdm
 
     if isinstance(predictor, Sam):
-        from .models import CoursePredictor
+        from utils.models import CoursePredictor
 
         predictor = CoursePredictor(predictor)
     for name in ("set_image", "get_image_embedding"):

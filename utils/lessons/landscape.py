@@ -97,7 +97,11 @@ METHODS: tuple[Method, ...] = (
         sources=(("released checkpoints", "https://github.com/facebookresearch/segment-anything"),),
         addresses=(),
         notebooks=("01_sam_architecture", "00_setup"),
-        functions=("utils.anatomy.parameter_table", "utils.anatomy.trace_shapes", "utils.models.load_predictor"),
+        functions=(
+            "utils.lessons.anatomy.parameter_table",
+            "utils.lessons.anatomy.trace_shapes",
+            "utils.models.load_predictor",
+        ),
         in_course="implemented: the real model, counted on the meta device and traced with hooks",
     ),
     Method(
@@ -124,7 +128,7 @@ METHODS: tuple[Method, ...] = (
         sources=(("abstract", "https://arxiv.org/abs/2304.14660"),),
         addresses=("unknown_accuracy", "domain_gap"),
         notebooks=("04_why_sam_fails",),
-        functions=("utils.sweeps.sweep", "utils.sweeps.curves", "utils.domain.linear_probe"),
+        functions=("utils.lessons.sweeps.sweep", "utils.lessons.sweeps.curves", "utils.lessons.domain.linear_probe"),
         in_course="implemented differently: one factor at a time on phantoms, where the paper correlates "
         "factors across real data sets",
     ),
@@ -138,7 +142,11 @@ METHODS: tuple[Method, ...] = (
         sources=(_SAMMED2D_README,),
         addresses=("prompt_ambiguity",),
         notebooks=("02_prompting_sam", "03_zero_shot_medical"),
-        functions=("utils.prompts.box_from_mask", "utils.prompts.points_from_mask", "utils.widgets.PromptPlayground"),
+        functions=(
+            "utils.prompts.box_from_mask",
+            "utils.prompts.points_from_mask",
+            "utils.lessons.playground.PromptPlayground",
+        ),
         in_course="implemented: every prompt type, multimask output, the IoU head against the oracle",
     ),
     Method(
@@ -152,7 +160,11 @@ METHODS: tuple[Method, ...] = (
         sources=(("abstract", "https://arxiv.org/abs/2306.06370"),),
         addresses=("needs_a_prompt",),
         notebooks=("02_prompting_sam", "03_zero_shot_medical", "08_landscape"),
-        functions=("utils.evaluate.evaluate", "utils.autoprompt.auto_box", "utils.autoprompt.compare_prompts"),
+        functions=(
+            "utils.evaluate.evaluate",
+            "utils.lessons.autoprompt.auto_box",
+            "utils.lessons.autoprompt.compare_prompts",
+        ),
         in_course="partly: everything mode (02, 03) and a classical box (Otsu + largest component, here); "
         "no learned prompt generator",
     ),
@@ -168,7 +180,7 @@ METHODS: tuple[Method, ...] = (
         sources=(("abstract", "https://arxiv.org/abs/2404.09957"),),
         addresses=("domain_gap",),
         notebooks=("05_adapting_sam", "06_medical_foundation_models"),
-        functions=("utils.peft.decoder_only", "utils.training.train", "utils.comparison.compare_strategies"),
+        functions=("utils.peft.decoder_only", "utils.training.train", "utils.lessons.comparison.compare_strategies"),
         in_course="implemented: five strategies on one split, same steps and seed (05); decoder-only point "
         "training (06)",
     ),
@@ -257,7 +269,11 @@ METHODS: tuple[Method, ...] = (
         sources=(("abstract", "https://arxiv.org/abs/2309.08842"),),
         addresses=("no_3d_context",),
         notebooks=("07_volumetric",),
-        functions=("utils.volumetric.propagate", "utils.volumetric.slicewise_upper_bound", "utils.volumetric.dice_3d"),
+        functions=(
+            "utils.lessons.volumetric.propagate",
+            "utils.lessons.volumetric.slicewise_upper_bound",
+            "utils.lessons.volumetric.dice_3d",
+        ),
         in_course="partly: slice-by-slice box propagation with a stop rule, scored in 3-D; no 3-D adapters",
     ),
     Method(
@@ -271,9 +287,9 @@ METHODS: tuple[Method, ...] = (
         addresses=("silent_errors", "prompt_ambiguity"),
         notebooks=("06_medical_foundation_models",),
         functions=(
-            "utils.uncertainty.multimask_disagreement",
-            "utils.uncertainty.tta_uncertainty",
-            "utils.uncertainty.error_vs_uncertainty",
+            "utils.lessons.uncertainty.multimask_disagreement",
+            "utils.lessons.uncertainty.tta_uncertainty",
+            "utils.lessons.uncertainty.error_vs_uncertainty",
         ),
         in_course="partly: training-free maps (multimask disagreement, test-time augmentation) scored "
         "against the errors; no learned adapter",
@@ -288,7 +304,7 @@ METHODS: tuple[Method, ...] = (
         sources=(("abstract", "https://arxiv.org/abs/2408.00714"),),
         addresses=("no_3d_context",),
         notebooks=("07_volumetric",),
-        functions=("utils.volumetric.propagate",),
+        functions=("utils.lessons.volumetric.propagate",),
         in_course="not implemented: 07's propagation has no memory, and its gap to the user-given slice "
         "range (in_range) shows what a memory has to fix",
     ),
@@ -302,7 +318,7 @@ METHODS: tuple[Method, ...] = (
         sources=(("abstract", "https://arxiv.org/abs/2504.03600"),),
         addresses=("no_3d_context",),
         notebooks=("07_volumetric",),
-        functions=("utils.volumetric.slicewise_upper_bound",),
+        functions=("utils.lessons.volumetric.slicewise_upper_bound",),
         in_course="not implemented: 07's slice-wise ground-truth-box upper bound is what a 2-D model can "
         "reach at best, the bar a memory model is measured against",
     ),
@@ -336,7 +352,8 @@ def share_table(model: str = "sam_vit_b") -> pd.DataFrame:
     Columns: ``trainable, total, share_%`` (this course) and ``published_%, published_what, source``
     (NaN / empty where the paper gives no share).
     """
-    from . import anatomy, peft
+    from utils import peft
+    from utils.lessons import anatomy
 
     rows = {}
     for name, strategy in peft.STRATEGIES.items():
@@ -409,7 +426,7 @@ def resolve(name: str) -> Any:
 
 def _module_file(name: str) -> str:
     """Path of a dotted function name's module source, relative to ``notebooks/`` (``../utils/peft.py``)."""
-    module = ".".join(name.split(".")[:2])
+    module = name.rsplit(".", 1)[0]  # the table names module-level functions and classes
     return "../" + module.replace(".", "/") + ".py"
 
 
@@ -459,7 +476,7 @@ def check_links(
     module file a function links to exists) and ``url`` (an https address; arXiv links are
     ``https://arxiv.org/abs/<id>``). Web addresses are checked for form only: the tests run offline.
     """
-    from .env import repo_root
+    from utils.machine import repo_root
 
     folder = Path(folder) if folder is not None else repo_root() / "notebooks"
     rows: list[dict[str, Any]] = []

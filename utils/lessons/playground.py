@@ -36,12 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from .datasets import Case
-from .images import to_mask, to_rgb_uint8
-from .metrics import dice as dice_score
-from .metrics import iou as iou_score
-from .prompts import check_box, check_points
-from .viz import course_palette
+from utils.datasets import Case
+from utils.images import to_mask, to_rgb_uint8
+from utils.metrics import dice as dice_score
+from utils.metrics import iou as iou_score
+from utils.prompts import check_box, check_points
+from utils.viz import course_palette
 
 __all__ = [
     "FRONTENDS",
@@ -59,7 +59,7 @@ _EMBEDDING_CACHE_SIZE = 8  # one SAM ViT-B embedding is 256x64x64 floats = 4 MB
 
 def resolve_frontend(frontend: str = "auto") -> str:
     """``"auto"`` → ``"sliders"`` in Google Colab or without anywidget, else ``"click"``."""
-    from .env import in_colab
+    from utils.machine import in_colab
 
     if frontend not in FRONTENDS:
         raise ValueError(f"Unknown frontend {frontend!r}; choose one of {', '.join(map(repr, FRONTENDS))}.")
@@ -302,7 +302,7 @@ export default { render };
 
 
 def _click_canvas_class():
-    """The anywidget class (built lazily so that importing utils.widgets never needs anywidget)."""
+    """The anywidget class (built lazily so that importing utils.lessons.playground never needs anywidget)."""
     import anywidget
     import traitlets
 
@@ -667,7 +667,7 @@ class PromptPlayground:
         """A static matplotlib picture of the current state (for saved notebooks and reports)."""
         import matplotlib.pyplot as plt
 
-        from . import viz
+        from utils import viz
 
         args = self.prompt_arrays()
         points = None if args["point_coords"] is None else (args["point_coords"], args["point_labels"])

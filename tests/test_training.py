@@ -17,7 +17,7 @@ from utils import peft, training
 from utils.datasets import Case
 from utils.evaluate import evaluate
 from utils.machine import to_jsonable
-from utils.models import CoursePredictor, MeaninglessModelWarning, load_sam
+from utils.models import CachedPredictor, CoursePredictor, MeaninglessModelWarning, load_sam
 from utils.phantoms import make_phantom
 
 
@@ -137,7 +137,7 @@ def test_encoder_path_matches_the_predictor_on_tiny_sam(disks):
 
 def test_precompute_embeddings_runs_the_encoder_once_per_image(disks):
     sam = tiny()
-    predictor = training.CachedEmbeddingPredictor(sam)
+    predictor = CachedPredictor(CoursePredictor(sam))
     embeddings = training.precompute_embeddings(sam, disks[:2], progress=False, predictor=predictor)
     assert predictor.encoder_calls == 2 and embeddings[0].shape == (1, 64, 16, 16)
     plain = CoursePredictor(sam)

@@ -20,6 +20,7 @@ import pytest
 from scipy import ndimage
 
 from utils.lessons import volumetric as V
+from utils.models import CachedPredictor
 from utils.prompts import box_from_mask
 
 matplotlib.use("Agg")
@@ -216,7 +217,7 @@ def test_propagation_and_upper_bound_share_embeddings_through_the_cache():
     gt = ellipsoid()
     volume = bright_volume(gt)
     predictor = ThresholdPredictor()
-    cached = V.CachedPredictor(predictor)
+    cached = CachedPredictor(predictor)
     V.propagate(cached, volume, 10, box_from_mask(gt[10]), NO_JUMP_RULES, progress=False)
     calls_after_propagation = predictor.calls
     V.slicewise_upper_bound(cached, volume, gt, progress=False)
@@ -290,7 +291,7 @@ def test_cached_predictor_restores_a_real_sams_state_exactly():
     predictor.set_image(first)
     expected, expected_scores, _ = predictor.predict(box=box, multimask_output=False)
 
-    cached = V.CachedPredictor(predictor)
+    cached = CachedPredictor(predictor)
     cached.set_image(first)
     cached.set_image(second)
     cached.set_image(first)  # restored, not encoded
@@ -305,22 +306,22 @@ def test_cached_predictor_restores_a_real_sams_state_exactly():
 
 def test_cache_keys_images_by_content_and_drops_the_least_recently_used():
     predictor = ThresholdPredictor()
-    cached = V.CachedPredictor(predictor, max_items=2)
+    cached = CachedPredictor(predictor, max_items=2)
     a, b, c = (np.full((8, 8), value, dtype=np.uint8) for value in (1, 2, 3))
     for image in (a, b, a.copy(), c, a, b):
         cached.set_image(image)
     # a, b encoded; a again (hit); c evicts b (a was used more recently); a hit; b encoded again
     assert predictor.calls == 4 and cached.hits == 2 and len(cached) == 2
-    assert V.CachedPredictor.key(a) != V.CachedPredictor.key(a, "BGR")
-    assert V.CachedPredictor.key(a) != V.CachedPredictor.key(a.reshape(4, 16))
+    assert CachedPredictor.key(a) != CachedPredictor.key(a, "BGR")
+    assert CachedPredictor.key(a) != CachedPredictor.key(a.reshape(4, 16))
     cached.clear()
     assert len(cached) == 0
     with pytest.raises(ValueError, match="already a CachedPredictor"):
-        V.CachedPredictor(cached)
+        CachedPredictor(cached)
     with pytest.raises(ValueError, match="max_items"):
-        V.CachedPredictor(predictor, max_items=0)
+        CachedPredictor(predictor, max_items=0)
     with pytest.raises(ValueError, match="set_image"):
-        V.CachedPredictor(object())
+        CachedPredictor(object())
 
 
 # --------------------------------------------------------------------------------------------- 3-D metrics

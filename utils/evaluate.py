@@ -77,6 +77,7 @@ import numpy as np
 import pandas as pd
 
 from utils import metrics
+from utils.models import CachedPredictor
 from utils.prompts import box_from_mask, points_from_mask
 
 __all__ = [
@@ -218,6 +219,8 @@ def evaluate(
                 f"predictor has no {name}(); pass a SamPredictor, e.g. utils.models.load_predictor('litemedsam')."
             )
     generator = _mask_generator(predictor, amg_kwargs) if "everything" in modes else None
+    if generator is not None and not isinstance(predictor, CachedPredictor):
+        predictor = CachedPredictor(predictor, max_items=1)  # the mask generator re-sets the same image
     model_name = str(getattr(predictor, "name", "") or type(predictor).__name__)
     calls_before = getattr(predictor, "encoder_calls", None)
 
@@ -346,33 +349,6 @@ def _prompt_rng(seed: int, case_name: str, mode: str) -> np.random.Generator:
 # ------------------------------------------------------------------------------------ everything mode
 
 
-class _SharedEmbedding:
-    """Stands in for the mask generator's own ``SamPredictor``: reuses the image embedding that
-    ``evaluate`` already computed for this case instead of running the encoder a second time.
-
-    ``set_image`` with the very same image is skipped; any other image (a crop, with
-    ``crop_n_layers > 0``) goes to the real predictor, which embeds (and counts) it. ``reset_image``
-    is a no-op: the next case calls ``set_image`` anyway. Everything else is the real predictor's.
-    """
-
-    def __init__(self, predictor: Any, image: np.ndarray) -> None:
-        self._predictor = predictor
-        self._image = image
-
-    def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
-        same = image.shape == self._image.shape and np.array_equal(image, self._image)
-        if same and getattr(self._predictor, "is_image_set", False):
-            return
-        self._predictor.set_image(image, image_format)
-        self._image = image
-
-    def reset_image(self) -> None:
-        pass
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._predictor, name)
-
-
 def _amg_settings(amg_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
     return {**AMG_DEFAULTS, **dict(amg_kwargs or {})}
 
@@ -411,7 +387,7 @@ def _mask_generator(predictor: Any, amg_kwargs: Mapping[str, Any] | None):
 def _everything(generator: Any, predictor: Any, case: Any) -> _Answer:
     import torch
 
-    generator.predictor = _SharedEmbedding(predictor, case.image)
+    generator.predictor = predictor  # a CachedPredictor: setting the case's image again restores it
     try:
         with torch.inference_mode():
             records = generator.generate(case.image)

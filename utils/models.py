@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +42,7 @@ from utils.machine import cache_dir, get_device
 
 __all__ = [
     "REGISTRY",
+    "CachedPredictor",
     "CoursePredictor",
     "MeaninglessModelWarning",
     "MinMaxSam",
@@ -373,6 +377,90 @@ class CoursePredictor(SamPredictor):
             box = check_box(box, self.original_size)
         with torch.inference_mode():
             return super().predict(point_coords, point_labels, box, mask_input, multimask_output, return_logits)
+
+
+# ------------------------------------------------------------------------------------------ embedding cache
+# The one place that saves and restores a predictor's image embedding (evaluate, training, the
+# playground, 3-D propagation and test-time augmentation all go through it).
+
+#: Predictor attributes that together are "the image that is set" in segment-anything's SamPredictor.
+_PREDICTOR_STATE = ("features", "original_size", "input_size", "orig_h", "orig_w", "input_h", "input_w")
+
+
+class CachedPredictor:
+    """A predictor wrapper that encodes each distinct image once and restores it on later ``set_image`` calls.
+
+    Only valid while the image encoder does not change (inference, decoder-only training): call
+    :meth:`clear` after the encoder's weights moved.
+
+    ``set_image(image)`` hashes the image's bytes; the first time it runs the wrapped predictor's encoder
+    and keeps its state (``features``, ``original_size``, ``input_size``: what ``SamPredictor.set_image``
+    computes); later calls with the same image restore that state without encoding. ``predict`` and
+    every other attribute go to the wrapped predictor, so a ``CachedPredictor`` can be passed wherever a
+    predictor is expected. Up to ``max_items`` images are kept (least recently used dropped first); each
+    costs one image embedding (256 x 64 x 64 float32 = 4 MiB for SAM and LiteMedSAM), on the model's
+    device. ``hits`` and ``misses`` count restores and encodes.
+    """
+
+    def __init__(self, predictor: Any, max_items: int = 256) -> None:
+        if isinstance(predictor, CachedPredictor):
+            raise ValueError("predictor is already a CachedPredictor; wrap the plain predictor once.")
+        if not (hasattr(predictor, "set_image") and hasattr(predictor, "predict")):
+            raise ValueError("predictor must have set_image() and predict(), e.g. utils.models.load_predictor(...).")
+        if isinstance(max_items, bool) or not isinstance(max_items, (int, np.integer)) or max_items < 1:
+            raise ValueError(f"max_items must be a positive integer; got {max_items!r}.")
+        self.predictor = predictor
+        self.max_items = int(max_items)
+        self.hits = 0
+        self.misses = 0
+        self._store: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    @staticmethod
+    def key(image: np.ndarray, image_format: str = "RGB") -> str:
+        """The cache key: a hash of the image's shape, dtype, bytes and colour format."""
+        array = np.ascontiguousarray(image)
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(f"{array.shape}|{array.dtype}|{image_format}".encode())
+        digest.update(array.tobytes())
+        return digest.hexdigest()
+
+    def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
+        key = self.key(image, image_format)
+        if key in self._store:
+            for name, value in self._store[key].items():
+                setattr(self.predictor, name, value)
+            self.predictor.is_image_set = True
+            self._store.move_to_end(key)
+            self.hits += 1
+            return
+        self.predictor.set_image(image, image_format)
+        self.misses += 1
+        self._store[key] = {
+            name: getattr(self.predictor, name) for name in _PREDICTOR_STATE if hasattr(self.predictor, name)
+        }
+        while len(self._store) > self.max_items:
+            self._store.popitem(last=False)
+
+    def predict(self, *args: Any, **kwargs: Any):
+        return self.predictor.predict(*args, **kwargs)
+
+    def clear(self) -> None:
+        """Forget every stored embedding (the counters stay)."""
+        self._store.clear()
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes not found on the wrapper: is_image_set, encoder_calls, model, ...
+        if name == "predictor":  # not set yet (during unpickling): avoid infinite recursion
+            raise AttributeError(name)
+        return getattr(self.predictor, name)
+
+    def __repr__(self) -> str:
+        return f"CachedPredictor({len(self)} images cached, {self.misses} encoded, {self.hits} restored)"
+
+
 
 
 def load_predictor(name: str, device: str | torch.device | None = None) -> CoursePredictor:

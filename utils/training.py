@@ -55,7 +55,6 @@ float16 autocast with gradient scaling on CUDA only (ignored on other devices).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import statistics
 import time
@@ -73,12 +72,11 @@ from torch.utils.checkpoint import checkpoint
 from utils import peft
 from utils.images import to_rgb_uint8
 from utils.machine import get_device, seed_everything
-from utils.models import CoursePredictor
+from utils.models import CachedPredictor, CoursePredictor
 from utils.prompts import box_from_mask, points_from_mask
 
 __all__ = [
     "PROMPT_KINDS",
-    "CachedEmbeddingPredictor",
     "DiceBCELoss",
     "TrainResult",
     "encoder_blocks",
@@ -151,52 +149,25 @@ def make_loss() -> nn.Module:
 # ------------------------------------------------------------------------------ embeddings & predictor
 
 
-class CachedEmbeddingPredictor(CoursePredictor):
-    """A ``CoursePredictor`` that embeds each distinct image once and reuses the embedding.
-
-    Only valid while the image encoder does not change (decoder-only training, or inference). The
-    cache key is the image's bytes (SHA-1) and shape; ``encoder_calls`` counts real encoder runs.
-    """
-
-    def __init__(self, sam_model: nn.Module, name: str = "") -> None:
-        super().__init__(sam_model, name=name)
-        self._cache: dict[str, tuple[torch.Tensor, tuple[int, ...], tuple[int, ...]]] = {}
-
-    def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
-        image = to_rgb_uint8(image)
-        key = f"{hashlib.sha1(image.tobytes()).hexdigest()}:{image.shape}:{image_format}"
-        if key in self._cache:
-            self.reset_image()
-            self.features, self.original_size, self.input_size = self._cache[key]
-            self.is_image_set = True
-            return
-        super().set_image(image, image_format)
-        self._cache[key] = (self.features, self.original_size, self.input_size)
-
-    def clear(self) -> None:
-        """Forget every cached embedding (call after the encoder changed)."""
-        self._cache.clear()
-
-
 def precompute_embeddings(
     sam: nn.Module,
     cases: Sequence[Any],
     device: str | torch.device | None = None,
     progress: bool = True,
-    predictor: CachedEmbeddingPredictor | None = None,
+    predictor: CachedPredictor | None = None,
 ) -> list[torch.Tensor]:
     """Run the image encoder once per case; return one ``(1, C, h, w)`` embedding per case, on ``device``.
 
     Goes through ``CoursePredictor.set_image`` / ``get_image_embedding``, so the preprocessing is
     exactly the predictor's. ``device`` defaults to the model's. Pass a
-    :class:`CachedEmbeddingPredictor` to keep the embeddings for later ``predict`` calls too.
+    :class:`utils.models.CachedPredictor` to keep the embeddings for later ``predict`` calls too.
     """
     from tqdm.auto import tqdm
 
     cases = _check_cases(cases, "cases")
     if device is not None:
         sam.to(device if isinstance(device, torch.device) else get_device(device))
-    predictor = predictor if predictor is not None else CachedEmbeddingPredictor(sam)
+    predictor = predictor if predictor is not None else CachedPredictor(CoursePredictor(sam))
     sam.eval()
     embeddings = []
     for case in tqdm(cases, desc="embedding images", unit="image", disable=not progress):
@@ -595,7 +566,7 @@ def _run(sam: nn.Module, train_cases: list, val_cases: list, cfg: _Settings, rng
     # Decoder-only: the encoder never changes, so every image is embedded once (train and validation).
     frozen_encoder = not any(p.requires_grad for p in sam.image_encoder.parameters())
     checkpointed = cfg.checkpoint_encoder and not frozen_encoder  # a frozen encoder keeps no activations
-    predictor = CachedEmbeddingPredictor(sam) if frozen_encoder else CoursePredictor(sam)
+    predictor = CachedPredictor(CoursePredictor(sam)) if frozen_encoder else CoursePredictor(sam)
     samples = [_prepare(c, predictor, loss_size, device) for c in train_cases]
     started = time.perf_counter()
     embeddings = None
@@ -714,13 +685,13 @@ def _validation(
     cases: Sequence[Any],
     modes: Sequence[str],
     seed: int,
-    predictor: CoursePredictor,
+    predictor: CoursePredictor | CachedPredictor,
     tables: list[pd.DataFrame],
 ) -> dict[str, float]:
     if not cases or not modes:
         return {}
     # A caching predictor may only be reused while the encoder is frozen; otherwise embed afresh.
-    reuse = predictor if isinstance(predictor, CachedEmbeddingPredictor) else None
+    reuse = predictor if isinstance(predictor, CachedPredictor) else None
     table = _evaluate(sam, cases, modes, seed, reuse)
     tables.append(table[["case", "mode", "dice"]].reset_index(drop=True))
     means = table.groupby("mode")["dice"].mean()

@@ -79,7 +79,8 @@ PROBE = """\
 # colab-twin probe (added by tests/colab_twin/check_widgets.py; not part of the course notebook)
 import importlib.metadata as _md, json as _json, sys as _sys
 print("COLAB_TWIN_PROBE " + _json.dumps({
-    "python": _sys.version.split()[0], "executable": _sys.executable, "in_colab": __import__("utils.machine").machine.in_colab(),
+    "python": _sys.version.split()[0], "executable": _sys.executable,
+    "in_colab": __import__("utils.machine").machine.in_colab(),
     "frontend": playground.frontend, "mode": run.mode,
     "versions": {p: _md.version(p) for p in %r},
 }))

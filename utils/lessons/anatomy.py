@@ -135,7 +135,8 @@ def _check_sam(sam: Any, what: str = "sam") -> Sam:
     if not isinstance(sam, Sam):
         raise ValueError(
             f"{what} must be a segment_anything Sam model (e.g. utils.models.load_sam('litemedsam') or "
-            f"utils.lessons.anatomy.meta_sam('sam_vit_b')); got {type(sam).__name__}. For a predictor pass predictor.model."
+            f"utils.lessons.anatomy.meta_sam('sam_vit_b')); got {type(sam).__name__}. "
+            "For a predictor pass predictor.model."
         )
     return sam
 

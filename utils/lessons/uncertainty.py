@@ -296,7 +296,7 @@ def tta_uncertainty(
     it (:func:`utils.prompts.jitter_box` with ``jitter``; the same copies on every view, drawn from ``rng``), so
     there are ``(1 + len(flips)) * (1 + n_jitter)`` answers. Each view is a new image for the encoder:
     **``1 + len(flips)`` encoder calls** (fewer when ``predictor`` caches embeddings, e.g.
-    :class:`utils.lessons.volumetric.CachedPredictor`); the boxes cost decoder calls only. The original image
+    :class:`utils.models.CachedPredictor`); the boxes cost decoder calls only. The original image
     is encoded last, so ``predictor`` is left holding its embedding. ``soft``: see
     :func:`foreground_probability`.
     """

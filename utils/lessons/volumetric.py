@@ -14,7 +14,7 @@ Conventions:
   bool. ``spacing`` is ``(slice, row, col)`` in mm.
 - Directions: ``"down"`` walks towards slice 0, ``"up"`` towards slice ``S - 1`` (for an axial volume
   from :mod:`utils.datasets`, down is inferior and up is superior).
-- Encoder calls are the cost: wrap the predictor in :class:`CachedPredictor` and every distinct slice
+- Encoder calls are the cost: wrap the predictor in :class:`utils.models.CachedPredictor` and every distinct slice
   image is encoded once, however many prompts (propagation, upper bound, other structures in the
   same volume) use it.
 
@@ -48,8 +48,6 @@ Dice 0, HD95 = the volume's diagonal in mm).
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -69,7 +67,6 @@ if TYPE_CHECKING:  # only for the annotation: datasets is imported where it is u
 __all__ = [
     "DIRECTIONS",
     "STOP_REASONS",
-    "CachedPredictor",
     "StopRule",
     "Structure",
     "VolumeResult",
@@ -228,83 +225,6 @@ def load_structure(name: str, hemisphere: str = "left", axis: str = "axial") -> 
     return Structure(name, volume, mask, tuple(float(s) for s in spacing), source, axis)
 
 
-# ------------------------------------------------------------------------------------------ embedding cache
-
-#: Predictor attributes that together are "the image that is set" in segment-anything's SamPredictor.
-_PREDICTOR_STATE = ("features", "original_size", "input_size", "orig_h", "orig_w", "input_h", "input_w")
-
-
-class CachedPredictor:
-    """A predictor wrapper that encodes each distinct image once and restores it on later ``set_image`` calls.
-
-    ``set_image(image)`` hashes the image's bytes; the first time it runs the wrapped predictor's encoder
-    and keeps its state (``features``, ``original_size``, ``input_size``: what ``SamPredictor.set_image``
-    computes); later calls with the same image restore that state without encoding. ``predict`` and
-    every other attribute go to the wrapped predictor, so a ``CachedPredictor`` can be passed wherever a
-    predictor is expected. Up to ``max_items`` images are kept (least recently used dropped first); each
-    costs one image embedding (256 x 64 x 64 float32 = 4 MiB for SAM and LiteMedSAM), on the model's
-    device. ``hits`` and ``misses`` count restores and encodes.
-    """
-
-    def __init__(self, predictor: Any, max_items: int = 256) -> None:
-        if isinstance(predictor, CachedPredictor):
-            raise ValueError("predictor is already a CachedPredictor; wrap the plain predictor once.")
-        if not (hasattr(predictor, "set_image") and hasattr(predictor, "predict")):
-            raise ValueError("predictor must have set_image() and predict(), e.g. utils.models.load_predictor(...).")
-        if isinstance(max_items, bool) or not isinstance(max_items, (int, np.integer)) or max_items < 1:
-            raise ValueError(f"max_items must be a positive integer; got {max_items!r}.")
-        self.predictor = predictor
-        self.max_items = int(max_items)
-        self.hits = 0
-        self.misses = 0
-        self._store: OrderedDict[str, dict[str, Any]] = OrderedDict()
-
-    @staticmethod
-    def key(image: np.ndarray, image_format: str = "RGB") -> str:
-        """The cache key: a hash of the image's shape, dtype, bytes and colour format."""
-        array = np.ascontiguousarray(image)
-        digest = hashlib.blake2b(digest_size=16)
-        digest.update(f"{array.shape}|{array.dtype}|{image_format}".encode())
-        digest.update(array.tobytes())
-        return digest.hexdigest()
-
-    def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
-        key = self.key(image, image_format)
-        if key in self._store:
-            for name, value in self._store[key].items():
-                setattr(self.predictor, name, value)
-            self.predictor.is_image_set = True
-            self._store.move_to_end(key)
-            self.hits += 1
-            return
-        self.predictor.set_image(image, image_format)
-        self.misses += 1
-        self._store[key] = {
-            name: getattr(self.predictor, name) for name in _PREDICTOR_STATE if hasattr(self.predictor, name)
-        }
-        while len(self._store) > self.max_items:
-            self._store.popitem(last=False)
-
-    def predict(self, *args: Any, **kwargs: Any):
-        return self.predictor.predict(*args, **kwargs)
-
-    def clear(self) -> None:
-        """Forget every stored embedding (the counters stay)."""
-        self._store.clear()
-
-    def __len__(self) -> int:
-        return len(self._store)
-
-    def __getattr__(self, name: str) -> Any:
-        # Only called for attributes not found on the wrapper: is_image_set, encoder_calls, model, ...
-        if name == "predictor":  # not set yet (during unpickling): avoid infinite recursion
-            raise AttributeError(name)
-        return getattr(self.predictor, name)
-
-    def __repr__(self) -> str:
-        return f"CachedPredictor({len(self)} images cached, {self.misses} encoded, {self.hits} restored)"
-
-
 # ------------------------------------------------------------------------------------------ propagation
 
 
@@ -435,7 +355,7 @@ def propagate(
     ``limits=(first, last)`` keeps the walk inside those slices (inclusive), as when a user marks where
     the structure starts and ends (MedSAM's 3-D box prompt holds such a slice range). The start slice is
     encoded once and shared by both directions; every other slice at most once (wrap the predictor in
-    :class:`CachedPredictor` to share slices with other runs). If the start mask itself has vanished
+    :class:`utils.models.CachedPredictor` to share slices with other runs). If the start mask itself has vanished
     (< ``rule.min_area`` pixels) nothing is propagated and both directions report ``"vanished"``.
     """
     volume = _check_volume(volume)
@@ -517,7 +437,7 @@ def slicewise_upper_bound(
     Slices without the structure get an empty prediction (an oracle also knows where the structure
     starts and ends). ``box_margin`` grows each box as :func:`next_box` does (0: the tight box). One
     encoder call per slice with the structure (shared with :func:`propagate` through a
-    :class:`CachedPredictor`).
+    :class:`utils.models.CachedPredictor`).
     """
     volume = _check_volume(volume)
     mask = _check_mask_volume(mask, volume.shape)

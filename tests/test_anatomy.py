@@ -29,7 +29,7 @@ def _tiny():
 
 @functools.lru_cache(maxsize=1)
 def _vit_b():
-    return anatomy.meta_sam("sam_vit_b")
+    return models.meta_sam("sam_vit_b")
 
 
 def _tiny_predictor(image):
@@ -65,12 +65,12 @@ def test_litemedsam_is_counted_on_the_meta_device_too():
     table = anatomy.parameter_table(("litemedsam",))
     assert table.loc["litemedsam", "image_encoder"] == 5_726_740  # TinyViT (design §5: 5.73M)
     assert table.loc["litemedsam", "mask_decoder"] == 4_058_340  # SAM's own decoder
-    assert anatomy.is_meta(anatomy.meta_sam("litemedsam"))
+    assert models.is_meta(models.meta_sam("litemedsam"))
 
 
 def test_meta_models_hold_no_values():
     sam = _vit_b()
-    assert anatomy.is_meta(sam) and not anatomy.is_meta(_tiny())
+    assert models.is_meta(sam) and not models.is_meta(_tiny())
     assert all(p.device.type == "meta" for p in sam.parameters())
 
 
@@ -126,7 +126,7 @@ def test_attention_layout_reads_window_size():
     layout_b = anatomy.attention_layout(_vit_b().image_encoder)
     assert [i for i, kind in enumerate(layout_b) if kind == "global"] == [2, 5, 8, 11]
     assert layout_b[0] == "window 14×14"
-    layout_h = anatomy.attention_layout(anatomy.meta_sam("sam_vit_h").image_encoder)
+    layout_h = anatomy.attention_layout(models.meta_sam("sam_vit_h").image_encoder)
     assert len(layout_h) == 32 and [i for i, k in enumerate(layout_h) if k == "global"] == [7, 15, 23, 31]
     assert anatomy.attention_layout(_tiny().image_encoder) == ["window 8×8", "global"]
     with pytest.raises(ValueError, match="blocks"):

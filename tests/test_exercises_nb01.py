@@ -47,7 +47,7 @@ def test_attention_cost():
 
 
 def test_iou_head_params():
-    head = anatomy.meta_sam("sam_vit_b").mask_decoder.iou_prediction_head
+    head = models.meta_sam("sam_vit_b").mask_decoder.iou_prediction_head
     assert _check("01.iou_head_params", 132_612, head=head)[0]
     passed, feedback = _check("01.iou_head_params", 132_096, head=head)  # weights without biases
     assert not passed and "biases" in feedback

@@ -219,7 +219,7 @@ BAD_INPUTS = [
     ),
     ("failures without masks", "evaluate", "plot_failures", (TABLE, []), {}, ValueError, ["keep_masks"]),
     # anatomy, sweeps, domain, volumetric
-    ("meta_sam unknown", "lessons.anatomy", "meta_sam", ("vit_x",), {}, ValueError, ["Unknown model name"]),
+    ("meta_sam unknown", "models", "meta_sam", ("vit_x",), {}, ValueError, ["Unknown model name"]),
     ("sweep unknown factor", "lessons.sweeps", "sweep", (None, "colour"), {}, ValueError, ["Unknown factor", "contrast"]),
     ("sweep_case unknown", "lessons.sweeps", "sweep_case", ("colour", 0.5), {}, ValueError, ["Unknown factor"]),
     (

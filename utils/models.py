@@ -49,9 +49,11 @@ __all__ = [
     "ModelSpec",
     "count_parameters",
     "encoder_autocast",
+    "is_meta",
     "load_medsam",
     "load_predictor",
     "load_sam",
+    "meta_sam",
     "model_card",
     "model_cards",
 ]
@@ -298,6 +300,27 @@ def _place(sam: Sam, device: torch.device) -> Sam:
     """
     sam = sam.to(device).eval()
     return sam.to(memory_format=torch.channels_last) if device.type == "cpu" else sam
+
+
+def meta_sam(name: str = "sam_vit_b") -> Sam:
+    """Build registry model ``name`` on the ``meta`` device: the real architecture, no weights, no memory.
+
+    Official SAMs are built through ``segment_anything.sam_model_registry`` directly on the meta device.
+    A builder that needs values while it builds (LiteMedSAM's TinyViT calls ``.item()``) runs on the CPU
+    with random weights instead, and the model is then moved to the meta device.
+    """
+    spec = _spec(name)
+    try:
+        with torch.device("meta"):
+            return spec.builder(None).eval()
+    except (RuntimeError, NotImplementedError):
+        return spec.builder(None).to("meta").eval()
+
+
+def is_meta(module: torch.nn.Module) -> bool:
+    """True when ``module``'s parameters live on the ``meta`` device (shapes only, no values)."""
+    first = next(module.parameters(), None)
+    return first is not None and first.device.type == "meta"
 
 
 def load_sam(name: str, device: str | torch.device | None = None) -> Sam:

@@ -75,10 +75,9 @@ def _check_box_iou(answer, box, reference):
 
 
 def _solve_lora_share(rank=4, model="sam_vit_b"):
-    from utils import peft
-    from utils.lessons import anatomy
+    from utils import models, peft
 
-    sam = anatomy.meta_sam(model)  # shapes only: no weights are loaded
+    sam = models.meta_sam(model)  # shapes only: no weights are loaded
     blocks = peft.transformer_blocks(sam)
     qkv = blocks[0].attn.qkv  # every block's qkv has the same shape
     added = len(blocks) * rank * (qkv.in_features + qkv.out_features)  # A: rank x in, B: out x rank
@@ -93,13 +92,12 @@ def _solve_lora_share(rank=4, model="sam_vit_b"):
     "what share of the adapted model's parameters trains (decoder frozen)? Answer (added, share).",
     solver=_solve_lora_share,
     hint="added = blocks × rank × (in + out); the adapted model has the original parameters plus the added "
-    "ones (peft.trainable_parameters on anatomy.meta_sam gives the original total)",
+    "ones (peft.trainable_parameters on models.meta_sam gives the original total)",
 )
 def _check_lora_share(answer, rank=4, model="sam_vit_b"):
-    from utils import peft
-    from utils.lessons import anatomy
+    from utils import models, peft
 
-    trainable, total, share = peft.trainable_parameters(peft.lora(anatomy.meta_sam(model), rank=rank))
+    trainable, total, share = peft.trainable_parameters(peft.lora(models.meta_sam(model), rank=rank))
     values = np.asarray(answer, dtype=float).reshape(-1)
     if values.shape != (2,):
         return False, f"expected two numbers (added, share), got {values.size}"

@@ -12,7 +12,7 @@ SAM (Kirillov et al. 2023) has three parts, and this module measures each of the
 
 Functions:
 
-- :func:`meta_sam` builds an official SAM on PyTorch's ``meta`` device: every tensor has a shape
+- :func:`utils.models.meta_sam` builds an official SAM on PyTorch's ``meta`` device: every tensor has a shape
   but no data, so ViT-H's 641M parameters cost no memory and no download.
 - :func:`parameter_table` / :func:`compare_with_published` / :func:`component_breakdown`: live
   counts per component, and the published counts (:data:`PUBLISHED_PARAMS`) beside them.
@@ -51,7 +51,7 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from utils.images import to_mask, to_rgb_uint8
-from utils.models import REGISTRY, count_parameters
+from utils.models import count_parameters, is_meta, meta_sam
 
 __all__ = [
     "COMPONENTS",
@@ -66,11 +66,9 @@ __all__ = [
     "embedding_pca_rgb",
     "fourier_features",
     "format_shape",
-    "is_meta",
     "key_shapes",
     "mask_token_outputs",
     "matches_published",
-    "meta_sam",
     "parameter_table",
     "plot_embed_once",
     "plot_fourier_encoding",
@@ -126,40 +124,14 @@ PUBLISHED_SOURCE = (
 # --------------------------------------------------------------------------------------------------
 
 
-def _check_name(name: str) -> None:
-    if name not in REGISTRY:
-        raise ValueError(f"Unknown model name {name!r}. Available: {', '.join(REGISTRY)}.")
-
-
 def _check_sam(sam: Any, what: str = "sam") -> Sam:
     if not isinstance(sam, Sam):
         raise ValueError(
             f"{what} must be a segment_anything Sam model (e.g. utils.models.load_sam('litemedsam') or "
-            f"utils.lessons.anatomy.meta_sam('sam_vit_b')); got {type(sam).__name__}. "
+            f"utils.models.meta_sam('sam_vit_b')); got {type(sam).__name__}. "
             "For a predictor pass predictor.model."
         )
     return sam
-
-
-def is_meta(module: torch.nn.Module) -> bool:
-    """True when ``module``'s parameters live on the ``meta`` device (shapes only, no values)."""
-    first = next(module.parameters(), None)
-    return first is not None and first.device.type == "meta"
-
-
-def meta_sam(name: str = "sam_vit_b") -> Sam:
-    """Build registry model ``name`` on the ``meta`` device: the real architecture, no weights, no memory.
-
-    Official SAMs are built through ``segment_anything.sam_model_registry`` directly on the meta device.
-    A builder that needs values while it builds (LiteMedSAM's TinyViT calls ``.item()``) runs on the CPU
-    with random weights instead, and the model is then moved to the meta device.
-    """
-    _check_name(name)
-    try:
-        with torch.device("meta"):
-            return REGISTRY[name].builder(None).eval()
-    except (RuntimeError, NotImplementedError):
-        return REGISTRY[name].builder(None).to("meta").eval()
 
 
 def parameter_table(names: Sequence[str] = ("sam_vit_b", "sam_vit_l", "sam_vit_h")) -> pd.DataFrame:
@@ -368,7 +340,7 @@ def trace_shapes(
 ) -> pd.DataFrame:
     """Run one image and one box prompt through ``sam`` and record every stage's output shape.
 
-    ``sam`` may live on the meta device (:func:`meta_sam`: shapes without any arithmetic) or hold real
+    ``sam`` may live on the meta device (:func:`utils.models.meta_sam`: shapes without any arithmetic) or hold real
     weights. ``image`` is an (H, W, 3) uint8 image, or give ``image_size`` (H, W) (default: the
     encoder's square input). ``box`` is ``[x0, y0, x1, y1]`` in image pixels (default: the central
     half of the image). Forward hooks on the encoder's children (ViT blocks one by one), the prompt

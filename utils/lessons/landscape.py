@@ -352,12 +352,11 @@ def share_table(model: str = "sam_vit_b") -> pd.DataFrame:
     Columns: ``trainable, total, share_%`` (this course) and ``published_%, published_what, source``
     (NaN / empty where the paper gives no share).
     """
-    from utils import peft
-    from utils.lessons import anatomy
+    from utils import models, peft
 
     rows = {}
     for name, strategy in peft.STRATEGIES.items():
-        trainable, total, share = peft.trainable_parameters(strategy(anatomy.meta_sam(model)))
+        trainable, total, share = peft.trainable_parameters(strategy(models.meta_sam(model)))
         published, what, source = PUBLISHED_SHARES.get(name, (float("nan"), "", ""))
         rows[name] = {
             "trainable": trainable,

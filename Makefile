@@ -107,4 +107,4 @@ clean:
 # venv (/tmp/colab-twin, pins read from Colab's package list) and runs 02 there in smoke mode; needs the registry
 # on first use. Record: outputs/colab_twin/record.json. ARGS=--fresh rebuilds the twin.
 colab-widgets: setup
-	$(PY) tests/colab_twin/check_widgets.py $(ARGS)
+	$(PY) tests/tools/colab_twin/check_widgets.py $(ARGS)

@@ -1,7 +1,11 @@
-"""Shared fixtures: a local HTTP server with switchable faults, and an isolated course cache."""
+"""Shared fixtures: the tiny SAM, a local HTTP server with switchable faults, an isolated course cache,
+the stand-in download mirror, and notebooks run in smoke mode. The plain stand-ins behind them: tests/fakes.py.
+"""
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import http.server
 import socket
 import threading
@@ -13,7 +17,21 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from fakes import load_tiny_predictor, load_tiny_sam
+
 FAULTS = (None, "404", "500", "truncate", "slow")
+
+
+@pytest.fixture
+def tiny_sam():
+    """A fresh tiny random SAM on the CPU (MeaninglessModelWarning silenced): tests may train or change it."""
+    return load_tiny_sam()
+
+
+@pytest.fixture
+def tiny_predictor():
+    """A fresh predictor around the tiny random SAM; its ``encoder_calls`` start at 0."""
+    return load_tiny_predictor()
 
 
 @dataclass
@@ -131,6 +149,48 @@ def list_files():
     return _files_under
 
 
+@pytest.fixture
+def mirror(http_server, course_cache, monkeypatch):
+    """Serve synthetic files at the real URLs' paths through SAMCOURSE_MIRROR, with patched MD5s."""
+    from utils import datasets
+
+    monkeypatch.setenv("SAMCOURSE_MIRROR", http_server.base_url)
+    msb_table = copy.deepcopy(datasets._medsegbench_table())
+    mnist_info = copy.deepcopy(datasets._medmnist_info())
+    monkeypatch.setattr(datasets, "_medsegbench_table", lambda: msb_table)
+    monkeypatch.setattr(datasets, "_medmnist_info", lambda: mnist_info)
+
+    class Mirror:
+        server = http_server
+        cache = course_cache
+
+        def medsegbench(self, flag: str, size: int, data: bytes, md5: str | None = None) -> str:
+            entry = msb_table[flag]["files"][size]
+            entry["md5"] = md5 or hashlib.md5(data).hexdigest()
+            path = urlsplit(entry["url"]).path
+            http_server.add_file(path, data)
+            return path
+
+        def checkpoint(self, name: str, data: bytes) -> str:
+            """Serve ``data`` as registry model ``name``'s checkpoint, its sha256 and size registered."""
+            from utils import models
+
+            spec = models.REGISTRY[name]
+            patched = {**spec.__dict__, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+            monkeypatch.setitem(models.REGISTRY, name, models.ModelSpec(**patched))
+            http_server.add_file(urlsplit(spec.url).path, data)
+            return urlsplit(spec.url).path
+
+        def medmnist(self, flag: str, size: int, data: bytes, md5: str | None = None) -> str:
+            suffix = "" if size == 28 else f"_{size}"
+            mnist_info[flag][f"MD5{suffix}"] = md5 or hashlib.md5(data).hexdigest()
+            path = urlsplit(mnist_info[flag][f"url{suffix}"]).path
+            http_server.add_file(path, data)
+            return path
+
+    return Mirror()
+
+
 # --------------------------------------------------------------------------------------------------
 # Notebooks in smoke mode: each runs once per test session; tests of its numbers share the run.
 # --------------------------------------------------------------------------------------------------
@@ -138,7 +198,7 @@ def list_files():
 _SMOKE_RUNS: dict = {}
 
 
-def run_smoke(stem: str):
+def _run_smoke(stem: str):
     """Execute ``notebooks/<stem>.ipynb`` in smoke mode once per session; return the harness record."""
     from utils.machine import output_dir
     from utils.tools import harness
@@ -155,6 +215,12 @@ def run_smoke(stem: str):
 
 
 @pytest.fixture(scope="session")
+def smoke_run():
+    """``smoke_run("03_zero_shot_medical")`` → the harness record of that notebook's smoke run (once a session)."""
+    return _run_smoke
+
+
+@pytest.fixture(scope="session")
 def smoke_results():
     """``smoke_results("03_zero_shot_medical")`` → that notebook's results.json (after a smoke run)."""
     import json
@@ -162,7 +228,7 @@ def smoke_results():
     from utils.machine import output_dir
 
     def read(stem: str) -> dict:
-        run = run_smoke(stem)
+        run = _run_smoke(stem)
         assert run.status == "ok", f"{stem} failed in smoke mode: {run.error}"
         return json.loads((output_dir("smoke") / stem / "results.json").read_text())
 

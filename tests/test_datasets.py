@@ -7,13 +7,9 @@ patched to the synthetic files' MD5s.
 
 from __future__ import annotations
 
-import copy
 import csv
-import hashlib
-import io
 import re
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -36,81 +32,12 @@ from utils.datasets import (
 )
 from utils.download import ChecksumError, DownloadError, OfflineError
 
+from fakes import medsegbench_npz, npz_bytes, synthetic_segmentation  # the mirror fixture: tests/conftest.py
+
 MRICRON = Path("/usr/share/mricron/templates")
 needs_mricron = pytest.mark.skipif(
     not (MRICRON / "aal.nii.gz").is_file(), reason="Debian's mricron-data is not installed"
 )
-
-
-# --------------------------------------------------------------------------------------------------
-# Synthetic files and the mirror
-# --------------------------------------------------------------------------------------------------
-
-
-def npz_bytes(**arrays) -> bytes:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return buffer.getvalue()
-
-
-def synthetic_segmentation(n: int, h: int = 32, w: int = 40, rgb: bool = False, fg: int = 1, empty=(), seed=0):
-    """Images and labels like MedSegBench's: a rectangle of ``fg`` per image (none for ``empty``)."""
-    rng = np.random.default_rng(seed)
-    shape = (n, h, w, 3) if rgb else (n, h, w)
-    images = rng.integers(0, 256, size=shape, dtype=np.uint8)
-    labels = np.zeros((n, h, w), dtype=np.uint8)
-    for i in range(n):
-        if i not in empty:
-            labels[i, 2 + i % 5 : 12 + i % 7, 3 + i % 4 : 20 + i % 9] = fg
-    return images, labels
-
-
-def medsegbench_npz(sizes=(6, 3, 4), **kwargs) -> tuple[bytes, dict[str, np.ndarray]]:
-    arrays = {}
-    for split, n in zip(("train", "val", "test"), sizes):
-        images, labels = synthetic_segmentation(n, seed=n, **kwargs)
-        arrays[f"{split}_images"], arrays[f"{split}_label"] = images, labels
-    return npz_bytes(**arrays), arrays
-
-
-@pytest.fixture
-def mirror(http_server, course_cache, monkeypatch):
-    """Serve synthetic files at the real URLs' paths through SAMCOURSE_MIRROR, with patched MD5s."""
-    monkeypatch.setenv("SAMCOURSE_MIRROR", http_server.base_url)
-    msb_table = copy.deepcopy(datasets._medsegbench_table())
-    mnist_info = copy.deepcopy(datasets._medmnist_info())
-    monkeypatch.setattr(datasets, "_medsegbench_table", lambda: msb_table)
-    monkeypatch.setattr(datasets, "_medmnist_info", lambda: mnist_info)
-
-    class Mirror:
-        server = http_server
-        cache = course_cache
-
-        def medsegbench(self, flag: str, size: int, data: bytes, md5: str | None = None) -> str:
-            entry = msb_table[flag]["files"][size]
-            entry["md5"] = md5 or hashlib.md5(data).hexdigest()
-            path = urlsplit(entry["url"]).path
-            http_server.add_file(path, data)
-            return path
-
-        def checkpoint(self, name: str, data: bytes) -> str:
-            """Serve ``data`` as registry model ``name``'s checkpoint, its sha256 and size registered."""
-            from utils import models
-
-            spec = models.REGISTRY[name]
-            patched = {**spec.__dict__, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-            monkeypatch.setitem(models.REGISTRY, name, models.ModelSpec(**patched))
-            http_server.add_file(urlsplit(spec.url).path, data)
-            return urlsplit(spec.url).path
-
-        def medmnist(self, flag: str, size: int, data: bytes, md5: str | None = None) -> str:
-            suffix = "" if size == 28 else f"_{size}"
-            mnist_info[flag][f"MD5{suffix}"] = md5 or hashlib.md5(data).hexdigest()
-            path = urlsplit(mnist_info[flag][f"url{suffix}"]).path
-            http_server.add_file(path, data)
-            return path
-
-    return Mirror()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -284,7 +211,7 @@ def test_medsegbench_offline_uses_the_cache_or_says_where_to_put_the_file(mirror
         ({"flag": "abdomenus"}, "trailing space"),
         ({"flag": "busi", "size": 300}, "128, 256, 512"),
         ({"flag": "busi", "split": "validation"}, "train, val, test"),
-        ({"flag": "busi", "n": 0}, "positive integer"),
+        ({"flag": "busi", "n": 0}, "n must be a whole number >= 1"),
         ({"flag": "busi", "category": "C3"}, "C1, C2"),
     ],
 )

@@ -15,6 +15,9 @@ from segment_anything.modeling import Sam
 from utils import models
 from utils.download import ChecksumError, OfflineError
 from utils.machine import network_available
+from utils.metrics import dice
+
+from fakes import load_tiny_sam
 
 
 @functools.lru_cache(maxsize=1)
@@ -29,10 +32,6 @@ def _disk_image(size=(200, 240), centre=(90, 130), radius=35):
     rng = np.random.default_rng(0)
     image = np.clip(40 + 150 * mask + rng.normal(0, 12, size), 0, 255).astype(np.uint8)
     return image, mask
-
-
-def _dice(a, b):
-    return 2 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
 
 
 def test_registry_names_and_unknown_name():
@@ -142,9 +141,7 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
 def test_tiny_sam_is_seeded_fast_and_warns():
     with pytest.warns(models.MeaninglessModelWarning, match="RANDOM"):
         first = models.load_sam("tiny_sam", device="cpu")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", models.MeaninglessModelWarning)
-        second = models.load_sam("tiny_sam", device="cpu")
+    second = load_tiny_sam()
     for (key, a), b in zip(first.state_dict().items(), second.state_dict().values()):
         assert torch.equal(a, b), key
     assert "MEAN NOTHING" in models.model_card("tiny_sam")["summary"]
@@ -161,10 +158,8 @@ def test_tiny_sam_is_seeded_fast_and_warns():
 
 def test_cpu_models_are_channels_last_and_give_the_same_masks():
     """load_sam stores CPU weights channels-last for speed (see make bench); the outputs must not change."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", models.MeaninglessModelWarning)
-        sam = models.load_sam("tiny_sam", device="cpu")
-        plain = models.load_sam("tiny_sam", device="cpu").to(memory_format=torch.contiguous_format)
+    sam = load_tiny_sam()
+    plain = load_tiny_sam().to(memory_format=torch.contiguous_format)
     convs = [p for p in sam.parameters() if p.dim() == 4]
     assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
     assert not all(p.is_contiguous(memory_format=torch.channels_last) for p in plain.parameters() if p.dim() == 4)
@@ -242,8 +237,8 @@ def test_litemedsam_matches_the_official_preprocessing(which):
         low_res, _ = sam.mask_decoder(embedding, sam.prompt_encoder.get_dense_pe(), sparse, dense, False)
         logits = F.interpolate(low_res, size=(256, 256), mode="bilinear", align_corners=False)[..., :nh, :nw]
         reference = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy() > 0
-    assert _dice(ours[0], reference) > 0.95
-    assert _dice(ours[0], mask) > 0.6 and _dice(reference, mask) > 0.6
+    assert dice(ours[0], reference) > 0.95
+    assert dice(ours[0], mask) > 0.6 and dice(reference, mask) > 0.6
 
 
 def test_litemedsam_box_dice_on_real_mri_thalamus():
@@ -254,7 +249,6 @@ def test_litemedsam_box_dice_on_real_mri_thalamus():
     single slices vary; the best slice per side and the median are asserted.
     """
     from utils.datasets import colin27_cases
-    from utils.metrics import dice
     from utils.prompts import box_from_mask
 
     predictor = models.CoursePredictor(_lite())
@@ -306,7 +300,7 @@ def test_encoder_half_precision_keeps_float32_features_and_the_mask(monkeypatch)
     half.set_image(image)
     assert half.features.dtype == torch.float32  # the decoder always gets float32
     assert (half.features - reference.features).abs().max() > 0  # the encoder really ran in lower precision
-    assert _dice(half.predict(box=box, multimask_output=False)[0][0], expected) > 0.97
+    assert dice(half.predict(box=box, multimask_output=False)[0][0], expected) > 0.97
 
 
 def test_automatic_mask_generator_drives_litemedsam_unchanged():

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-import warnings
 
+import peft as hf_peft  # Hugging Face's peft: the reference our LoRA must match
 import pytest
 import torch
 from segment_anything import sam_model_registry
@@ -12,15 +12,11 @@ from segment_anything.modeling.image_encoder import Block
 from torch import nn
 
 from utils import peft
-from utils.models import MeaninglessModelWarning, _build_tiny_sam, load_sam
+from utils.models import _build_tiny_sam, load_sam
+
+from fakes import load_tiny_sam
 
 ADAPTING = ("adapter", "lora", "svd")
-
-
-def tiny() -> nn.Module:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MeaninglessModelWarning)
-        return load_sam("tiny_sam", device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +89,7 @@ def randomise_trainable(model: nn.Module, seed: int = 1) -> None:
 
 @pytest.mark.parametrize("strategy", list(peft.STRATEGIES))
 def test_tiny_sam_trains_exactly_the_intended_parameters(strategy):
-    sam = peft.STRATEGIES[strategy](tiny())
+    sam = peft.STRATEGIES[strategy](load_tiny_sam())
     assert trainable_names(sam) == expected_names(sam, strategy)
     assert trainable_names(sam)  # something trains
     assert peft.adaptation(sam)["strategy"] == strategy
@@ -101,7 +97,7 @@ def test_tiny_sam_trains_exactly_the_intended_parameters(strategy):
 
 @pytest.mark.parametrize("strategy", ADAPTING)
 def test_train_decoder_adds_exactly_the_mask_decoder(strategy):
-    sam = peft.STRATEGIES[strategy](tiny(), train_decoder=True)
+    sam = peft.STRATEGIES[strategy](load_tiny_sam(), train_decoder=True)
     assert trainable_names(sam) == expected_names(sam, strategy, train_decoder=True)
 
 
@@ -156,7 +152,7 @@ def test_vit_b_shares_on_meta():
 
 
 def test_parameter_table_sums_to_the_model():
-    sam = peft.lora(tiny())
+    sam = peft.lora(load_tiny_sam())
     table = peft.parameter_table(sam)
     trainable, total, share = peft.trainable_parameters(sam)
     assert table.loc["all", "total"] == total == table["total"].drop("all").sum()
@@ -170,8 +166,8 @@ def test_parameter_table_sums_to_the_model():
 @pytest.mark.parametrize("strategy", list(peft.STRATEGIES))
 def test_tiny_sam_adapted_outputs_equal_the_base_model_bit_for_bit(strategy):
     image = torch.randn(2, 3, 256, 256, generator=torch.Generator().manual_seed(3))
-    base = tiny()
-    adapted = peft.STRATEGIES[strategy](tiny())
+    base = load_tiny_sam()
+    adapted = peft.STRATEGIES[strategy](load_tiny_sam())
     assert torch.equal(decoder_logits(adapted, image[:1]), decoder_logits(base, image[:1]))
     with torch.no_grad():
         assert torch.equal(adapted.image_encoder(image), base.image_encoder(image))
@@ -224,13 +220,11 @@ def test_adapter_starts_at_zero_and_can_move():
 
 
 def test_lora_matches_hf_peft_on_the_same_weights():
-    hf = pytest.importorskip("peft")
-    base = tiny()
+    base = load_tiny_sam()
     ours = peft.lora(copy.deepcopy(base), rank=4, alpha=8.0)
     randomise_trainable(ours)  # B != 0, so the update matters
-    theirs = hf.inject_adapter_in_model(
-        hf.LoraConfig(r=4, lora_alpha=8, target_modules=["qkv"], lora_dropout=0.0), copy.deepcopy(base.image_encoder)
-    )
+    config = hf_peft.LoraConfig(r=4, lora_alpha=8, target_modules=["qkv"], lora_dropout=0.0)
+    theirs = hf_peft.inject_adapter_in_model(config, copy.deepcopy(base.image_encoder))
     with torch.no_grad():
         for name, module in ours.image_encoder.named_modules():
             if isinstance(module, peft.LoRALinear):
@@ -265,7 +259,7 @@ def test_merged_lora_matches_unmerged_and_is_a_plain_sam(litemedsam):
 
 
 def test_merged_tiny_sam_logits_match():
-    sam = peft.lora(tiny(), rank=2, targets=("qkv", "proj", "mlp"))
+    sam = peft.lora(load_tiny_sam(), rank=2, targets=("qkv", "proj", "mlp"))
     randomise_trainable(sam)
     image = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(2))
     before = decoder_logits(sam, image)
@@ -278,10 +272,10 @@ def test_merged_tiny_sam_logits_match():
 
 @pytest.mark.parametrize("strategy", list(peft.STRATEGIES))
 def test_saved_and_reloaded_tensors_give_identical_outputs(tmp_path, strategy):
-    sam = peft.STRATEGIES[strategy](tiny())
+    sam = peft.STRATEGIES[strategy](load_tiny_sam())
     randomise_trainable(sam)
     path = peft.save_trainable(sam, tmp_path / f"{strategy}.pt")
-    restored = peft.load_trainable(tiny(), path)  # a fresh model: the saved strategy is applied first
+    restored = peft.load_trainable(load_tiny_sam(), path)  # a fresh model: the saved strategy is applied first
     assert peft.adaptation(restored) == peft.adaptation(sam)
     image = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(4))
     assert torch.equal(decoder_logits(restored, image), decoder_logits(sam, image))
@@ -290,12 +284,12 @@ def test_saved_and_reloaded_tensors_give_identical_outputs(tmp_path, strategy):
 
 
 def test_saved_adapter_file_is_small_and_loads_into_an_adapted_model(tmp_path):
-    sam = peft.adapter(tiny(), ratio=0.25)
+    sam = peft.adapter(load_tiny_sam(), ratio=0.25)
     randomise_trainable(sam)
     path = peft.save_trainable(sam, tmp_path / "adapter.pt")
     full_size = sum(p.numel() for p in sam.parameters()) * 4
     assert path.stat().st_size < 0.3 * full_size
-    target = peft.adapter(tiny(), ratio=0.25)
+    target = peft.adapter(load_tiny_sam(), ratio=0.25)
     peft.load_trainable(target, path)
     for (name, a), (_, b) in zip(sam.named_parameters(), target.named_parameters()):
         assert torch.equal(a, b), name
@@ -313,20 +307,20 @@ def test_loading_full_litemedsam_refreshes_tinyvit_attention_caches(tmp_path, li
 
 
 def test_load_ignores_the_init_seed(tmp_path):
-    sam = peft.lora(tiny(), seed=1)
+    sam = peft.lora(load_tiny_sam(), seed=1)
     randomise_trainable(sam)
     path = peft.save_trainable(sam, tmp_path / "lora.pt")
-    restored = peft.load_trainable(peft.lora(tiny(), seed=2), path)
+    restored = peft.load_trainable(peft.lora(load_tiny_sam(), seed=2), path)
     assert all(torch.equal(a, b) for a, b in zip(sam.parameters(), restored.parameters()))
 
 
 def test_load_refuses_mismatches(tmp_path, litemedsam):
-    sam = peft.adapter(tiny())
+    sam = peft.adapter(load_tiny_sam())
     path = peft.save_trainable(sam, tmp_path / "adapter.pt")
     with pytest.raises(ValueError, match="already adapted|adapted with 'lora'"):
-        peft.load_trainable(peft.lora(tiny()), path)
+        peft.load_trainable(peft.lora(load_tiny_sam()), path)
     with pytest.raises(ValueError, match="options"):
-        peft.load_trainable(peft.adapter(tiny(), ratio=0.5), path)
+        peft.load_trainable(peft.adapter(load_tiny_sam(), ratio=0.5), path)
     with pytest.raises(ValueError, match="missing|shapes"):
         peft.load_trainable(copy.deepcopy(litemedsam), path)  # another architecture
     other_weights = _build_tiny_sam(None, seed=1)
@@ -335,9 +329,9 @@ def test_load_refuses_mismatches(tmp_path, litemedsam):
     not_ours = tmp_path / "plain.pt"
     torch.save({"weight": torch.zeros(3)}, not_ours)
     with pytest.raises(ValueError, match="save_trainable"):
-        peft.load_trainable(tiny(), not_ours)
+        peft.load_trainable(load_tiny_sam(), not_ours)
     with pytest.raises(ValueError, match="no strategy"):
-        peft.save_trainable(tiny(), tmp_path / "none.pt")
+        peft.save_trainable(load_tiny_sam(), tmp_path / "none.pt")
 
 
 # ------------------------------------------------------------------------------------- bad input
@@ -345,24 +339,24 @@ def test_load_refuses_mismatches(tmp_path, litemedsam):
 
 def test_bad_input_raises_value_errors():
     with pytest.raises(ValueError, match="already adapted"):
-        peft.svd(peft.lora(tiny()))
+        peft.svd(peft.lora(load_tiny_sam()))
     with pytest.raises(ValueError, match="rank"):
-        peft.lora(tiny(), rank=0)
+        peft.lora(load_tiny_sam(), rank=0)
     with pytest.raises(ValueError, match="targets"):
-        peft.lora(tiny(), targets=("q_proj",))
+        peft.lora(load_tiny_sam(), targets=("q_proj",))
     with pytest.raises(ValueError, match="ratio"):
-        peft.adapter(tiny(), ratio=0)
+        peft.adapter(load_tiny_sam(), ratio=0)
     with pytest.raises(ValueError, match="Sam"):
         peft.lora(nn.Linear(3, 3))
     with pytest.raises(ValueError, match="merge_lora"):
-        peft.merge_lora(peft.adapter(tiny()))
+        peft.merge_lora(peft.adapter(load_tiny_sam()))
 
 
 def test_lora_and_adapter_initialisation_is_seeded():
-    a = peft.lora(tiny(), seed=3)
+    a = peft.lora(load_tiny_sam(), seed=3)
     torch.manual_seed(123)  # the global RNG must not matter
-    b = peft.lora(tiny(), seed=3)
-    c = peft.lora(tiny(), seed=4)
+    b = peft.lora(load_tiny_sam(), seed=3)
+    c = peft.lora(load_tiny_sam(), seed=4)
     weights = [dict(m.named_parameters()) for m in (a, b, c)]
     name = next(n for n in weights[0] if n.endswith("lora_A"))
     assert torch.equal(weights[0][name], weights[1][name])

@@ -1,18 +1,33 @@
-"""Tests for utils.prompts: boxes and points from masks, and checks of user prompts."""
+"""Tests for utils.prompts: boxes and points from masks, checks of user prompts, the evaluation and
+training prompt protocols, and box geometry."""
 
 from __future__ import annotations
+
+import zlib
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from utils.prompts import (
+    BOX_JITTER,
+    FLIPS,
     NEG_MARGIN,
     NEG_MARGIN_MIN,
+    POINT_PROMPTS,
+    PROMPT_MODES,
     box_from_mask,
+    box_iou,
+    box_region,
     check_box,
     check_points,
+    flip_box,
     jitter_box,
+    make_prompt,
+    next_box,
     points_from_mask,
+    prompt_rng,
+    sample_prompt,
 )
 
 
@@ -286,4 +301,176 @@ def test_check_prompts_reject_a_bad_image_shape():
     with pytest.raises(ValueError, match=r"image_shape must be \(H, W\) or \(H, W, C\)"):
         check_box([0, 0, 1, 1], (5,))
     with pytest.raises(ValueError, match="image_shape must be"):
-        check_points([[0, 0]], [1], None)
+        check_points([[0, 0]], [1], (5,))
+
+
+def test_without_an_image_shape_only_the_bounds_are_not_checked():
+    np.testing.assert_array_equal(check_box([-5, 0, 500, 9]), [-5, 0, 500, 9])
+    coords, labels = check_points([[-5, 900]], [1])
+    assert coords.tolist() == [[-5, 900]] and labels.tolist() == [1]
+    with pytest.raises(ValueError, match="x0 <= x1"):
+        check_box([9, 0, 1, 9])
+    with pytest.raises(ValueError, match="2 points but 3 labels"):
+        check_points([[1, 2], [3, 4]], [1, 0, 1])
+
+
+# ----------------------------------------------------------------------------- evaluation modes, training kinds
+
+
+def case(name="a", mask=None):
+    """What make_prompt reads from a datasets.Case: its name and mask."""
+    return SimpleNamespace(name=name, mask=disk() if mask is None else mask)
+
+
+def test_prompt_modes_are_the_point_and_box_modes():
+    assert PROMPT_MODES == (*POINT_PROMPTS, *BOX_JITTER)
+    assert PROMPT_MODES[:5] == ("point_center", "point_random", "points_3", "points_5", "box")
+    assert BOX_JITTER["box"] == 0 and BOX_JITTER["box_jitter_20"] == 0.2
+
+
+def test_prompt_rng_is_seeded_by_seed_case_and_mode_with_crc32():
+    # The convention results.json relies on: changing it would change every jittered box and random point.
+    expected = np.random.default_rng([3, zlib.crc32(b"case-7"), zlib.crc32(b"box_jitter_10")]).random(4)
+    np.testing.assert_array_equal(prompt_rng(3, "case-7", "box_jitter_10").random(4), expected)
+    np.testing.assert_array_equal(prompt_rng(np.int64(3), "case-7", "box_jitter_10").random(4), expected)
+    assert prompt_rng(3, "case-7", "box").random() != prompt_rng(3, "case-8", "box").random()
+    with pytest.raises(ValueError, match="seed"):
+        prompt_rng(-1, "case-7", "box")
+    with pytest.raises(ValueError, match="case_name must be a str"):
+        prompt_rng(0, 7, "box")
+
+
+@pytest.mark.parametrize("mode", PROMPT_MODES)
+def test_make_prompt_follows_its_mode(mode):
+    c = case("disk-1")
+    prompt = make_prompt(c, mode, seed=4)
+    rng = np.random.default_rng([4, zlib.crc32(b"disk-1"), zlib.crc32(mode.encode())])
+    if mode in POINT_PROMPTS:
+        n_pos, strategy = POINT_PROMPTS[mode]
+        coords, labels = points_from_mask(c.mask, n_pos=n_pos, strategy=strategy, rng=rng)
+        assert prompt["box"] is None and len(coords) == n_pos
+        np.testing.assert_array_equal(prompt["point_coords"], coords)
+        np.testing.assert_array_equal(prompt["point_labels"], labels)
+    else:
+        assert prompt["point_coords"] is None and prompt["point_labels"] is None
+        np.testing.assert_array_equal(prompt["box"], box_from_mask(c.mask, jitter=BOX_JITTER[mode], rng=rng))
+    again = make_prompt(case("disk-1"), mode, seed=4)
+    for key in prompt:
+        np.testing.assert_array_equal(prompt[key], again[key])
+
+
+def test_make_prompt_caps_points_at_the_mask_size_and_rejects_everything():
+    tiny = np.zeros((10, 10), bool)
+    tiny[4, 4:7] = True  # 3 pixels cannot hold 5 distinct points
+    assert make_prompt(case(mask=tiny), "points_5")["point_coords"].shape == (3, 2)
+    with pytest.raises(ValueError, match="not a prompt mode"):
+        make_prompt(case(), "everything")
+    with pytest.raises(ValueError, match="seed"):
+        make_prompt(case(), "box", seed=-1)
+
+
+def test_sample_prompt_kinds_are_seeded_and_inside_the_image():
+    mask = disk()
+    rows, cols = np.nonzero(mask)
+    tight = np.array([cols.min(), rows.min(), cols.max(), rows.max()], float)
+    first = sample_prompt(mask, np.random.default_rng(1), "box", box_jitter=0.1)
+    again = sample_prompt(mask, np.random.default_rng(1), "box", box_jitter=0.1)
+    assert np.array_equal(first["box"], again["box"]) and first["point_coords"] is None
+    size = tight[2:] - tight[:2] + 1
+    assert np.all(np.abs(first["box"] - tight) <= 0.1 * np.tile(size, 2) + 1e-9)
+    points = sample_prompt(mask, np.random.default_rng(2), "points", n_points=3)
+    assert points["box"] is None and points["point_coords"].shape == (3, 2)
+    assert inside(mask, points["point_coords"]).all() and (points["point_labels"] == 1).all()
+    rng = np.random.default_rng(3)
+    kinds = {
+        ("box" if p["box"] is not None else "points") for p in (sample_prompt(mask, rng, "mixed") for _ in range(20))
+    }
+    assert kinds == {"box", "points"}
+    with pytest.raises(ValueError, match="prompt kind"):
+        sample_prompt(mask, rng, "scribble")
+    with pytest.raises(ValueError, match="empty mask"):
+        sample_prompt(np.zeros((8, 8), bool), rng)
+
+
+@pytest.mark.parametrize("mode", ["box", "box_jitter_5", "box_jitter_10", "box_jitter_20", "point_random"])
+def test_evaluation_modes_and_the_training_sampler_agree_on_the_same_prompt(mode):
+    """A training box with jitter j is an evaluation box mode with jitter j; training points are random
+    positives, so one of them is the "point_random" mode. From one generator both give the same prompt."""
+    c = case("shared", mask=rectangle())
+    kind = "points" if mode in POINT_PROMPTS else "box"
+    trained = sample_prompt(c.mask, prompt_rng(9, c.name, mode), kind, box_jitter=BOX_JITTER.get(mode, 0), n_points=1)
+    evaluated = make_prompt(c, mode, seed=9)
+    for key in ("point_coords", "point_labels", "box"):
+        np.testing.assert_array_equal(trained[key], evaluated[key])
+    if mode == "box":  # no randomness: the tight box whatever the generator
+        np.testing.assert_array_equal(
+            sample_prompt(c.mask, np.random.default_rng(0), "box", 0.0)["box"], [20, 10, 50, 30]
+        )
+
+
+# ----------------------------------------------------------------------------- box geometry
+
+
+def test_next_box_grows_and_clips():
+    mask = np.zeros((20, 30), bool)
+    mask[2:6, 25:29] = True  # rows 2..5, cols 25..28
+    np.testing.assert_array_equal(next_box(mask), [25, 2, 28, 5])
+    np.testing.assert_array_equal(next_box(mask, 3), [22, 0, 29, 8])
+    np.testing.assert_array_equal(next_box(mask, 1.5), [23.5, 0.5, 29, 6.5])
+    with pytest.raises(ValueError, match="margin"):
+        next_box(mask, -1)
+    with pytest.raises(ValueError, match="margin"):
+        next_box(mask, np.nan)
+    with pytest.raises(ValueError, match="empty mask"):
+        next_box(np.zeros((5, 5), dtype=bool))
+
+
+@pytest.mark.parametrize("flip", FLIPS)
+def test_flip_box_covers_the_same_pixels_in_the_mirrored_image(flip):
+    mask = rectangle(shape=(30, 40), rows=(3, 12), cols=(5, 20))
+    axes = {"none": (), "horizontal": (1,), "vertical": (0,), "both": (0, 1)}[flip]
+    mirrored = np.flip(mask, axes) if axes else mask
+    np.testing.assert_array_equal(flip_box(box_from_mask(mask), mask.shape, flip), box_from_mask(mirrored))
+    twice = flip_box(flip_box([5, 3, 20, 12], (30, 40, 3), flip), (30, 40, 3), flip)
+    np.testing.assert_array_equal(twice, [5, 3, 20, 12])  # every flip is its own inverse
+
+
+def test_flip_box_directions_and_checks():
+    assert flip_box([0, 0, 2, 1], (2, 10), "horizontal").tolist() == [7, 0, 9, 1]
+    assert flip_box([0, 0, 2, 1], (5, 10), "vertical").tolist() == [0, 3, 2, 4]
+    with pytest.raises(ValueError, match="Unknown flip.*horizontal"):
+        flip_box([0, 0, 2, 1], (5, 10), "diagonal")
+    with pytest.raises(ValueError, match="outside"):
+        flip_box([0, 0, 20, 1], (5, 10), "horizontal")
+
+
+def test_box_region_grows_and_clips():
+    region = box_region([5, 10, 29, 24], (40, 50), margin=3)
+    assert region.shape == (40, 50) and region.sum() == (25 + 6) * (15 + 6)
+    assert region[7, 2] and region[27, 32] and not region[6, 2] and not region[7, 1]
+    corner = box_region([0, 0, 4, 4], (40, 50), margin=10)
+    assert corner.sum() == 15 * 15
+    assert box_region([2.5, 1.2, 3.5, 1.8], (10, 10)).sum() == 3 * 2  # a fractional box covers the pixels it touches
+    with pytest.raises(ValueError, match="margin"):
+        box_region([0, 0, 4, 4], (40, 50), margin=-1)
+    with pytest.raises(ValueError, match="margin"):
+        box_region([0, 0, 4, 4], (40, 50), margin=1.5)
+    with pytest.raises(ValueError, match="outside"):
+        box_region([0, 0, 40, 5], (16, 16))
+
+
+def test_box_iou_uses_inclusive_pixels():
+    assert box_iou([0, 0, 9, 9], [0, 0, 9, 9]) == 1.0
+    assert box_iou([0, 0, 4, 4], [5, 5, 9, 9]) == 0.0  # touching corners share no pixel
+    assert box_iou([0, 0, 0, 0], [0, 0, 1, 0]) == pytest.approx(0.5)  # 1 pixel of 2
+    assert box_iou([0, 0, 9, 9], [5, 0, 14, 9]) == pytest.approx(50 / 150)
+    # the same as the IoU of the two boxes' pixel regions
+    a, b = [3, 2, 17, 11], [8, 5, 25, 19]
+    ra, rb = box_region(a, (30, 30)), box_region(b, (30, 30))
+    assert box_iou(a, b) == pytest.approx((ra & rb).sum() / (ra | rb).sum())
+    with pytest.raises(ValueError, match="x0 <= x1"):
+        box_iou([9, 0, 0, 9], [0, 0, 9, 9])
+    with pytest.raises(ValueError, match=r"box must have shape \(4,\)"):
+        box_iou([0, 0, 9], [0, 0, 9, 9])
+    with pytest.raises(ValueError, match="reference .* NaN"):
+        box_iou([0, 0, 9, 9], [0, np.nan, 9, 9])

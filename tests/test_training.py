@@ -5,36 +5,23 @@ from __future__ import annotations
 import copy
 import json
 import math
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from monai.losses import DiceCELoss
 from torch import nn
 
 from utils import peft, training
 from utils.datasets import Case
 from utils.evaluate import evaluate
 from utils.machine import to_jsonable
-from utils.models import CachedPredictor, CoursePredictor, MeaninglessModelWarning, load_sam
+from utils.models import CachedPredictor, CoursePredictor, load_sam
 from utils.phantoms import make_phantom
+from utils.prompts import sample_prompt
 
-
-def tiny() -> nn.Module:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MeaninglessModelWarning)
-        return load_sam("tiny_sam", device="cpu")
-
-
-def disk_case(seed: int, size: int = 64) -> Case:
-    """A bright disk on a dark background: the box prompt alone says where it is (trivially learnable)."""
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[:size, :size]
-    cy, cx = rng.uniform(0.35, 0.65, size=2) * size
-    radius = rng.uniform(0.2, 0.3) * size
-    mask = (rows - cy) ** 2 + (cols - cx) ** 2 < radius**2
-    return Case(image=np.where(mask, 200, 40).astype(np.uint8), mask=mask, name=f"disk_{seed}", modality="synthetic")
+from fakes import disk_case, load_tiny_sam
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +34,15 @@ def quiet_train(sam, train_cases, val_cases=(), **kwargs) -> training.TrainResul
     return training.train(sam, train_cases, list(val_cases), **kwargs)
 
 
-# ------------------------------------------------------------------------------------ loss, prompts
+# ------------------------------------------------------------------------------------ loss
 
 
 def test_loss_equals_monai_dice_ce():
-    losses = pytest.importorskip("monai.losses")
     generator = torch.Generator().manual_seed(0)
     logits = 3 * torch.randn(3, 1, 32, 32, generator=generator)
     target = (torch.rand(3, 1, 32, 32, generator=generator) > 0.6).float()
     target[2] = 0  # an empty mask
-    monai_loss = losses.DiceCELoss(sigmoid=True, squared_pred=True, reduction="mean")
+    monai_loss = DiceCELoss(sigmoid=True, squared_pred=True, reduction="mean")
     assert training.make_loss()(logits, target).item() == pytest.approx(monai_loss(logits, target).item(), abs=1e-6)
 
 
@@ -65,29 +51,6 @@ def test_loss_is_small_for_a_confident_correct_prediction():
     target[..., 4:12, 4:12] = 1
     assert training.make_loss()(20 * (2 * target - 1), target).item() < 1e-3
     assert training.make_loss()(-20 * (2 * target - 1), target).item() > 10
-
-
-def test_sample_prompt_kinds_are_seeded_and_inside_the_image(disks):
-    mask = disks[0].mask
-    rows, cols = np.nonzero(mask)
-    tight = np.array([cols.min(), rows.min(), cols.max(), rows.max()], float)
-    first = training.sample_prompt(mask, np.random.default_rng(1), "box", box_jitter=0.1)
-    again = training.sample_prompt(mask, np.random.default_rng(1), "box", box_jitter=0.1)
-    assert np.array_equal(first["box"], again["box"]) and first["point_coords"] is None
-    size = tight[2:] - tight[:2] + 1
-    assert np.all(np.abs(first["box"] - tight) <= 0.1 * np.tile(size, 2) + 1e-9)
-    points = training.sample_prompt(mask, np.random.default_rng(2), "points", n_points=3)
-    assert points["box"] is None and points["point_coords"].shape == (3, 2)
-    xs, ys = points["point_coords"].astype(int).T
-    assert mask[ys, xs].all() and (points["point_labels"] == 1).all()
-    rng = np.random.default_rng(3)
-    kinds = {
-        ("box" if p["box"] is not None else "points")
-        for p in (training.sample_prompt(mask, rng, "mixed") for _ in range(20))
-    }
-    assert kinds == {"box", "points"}
-    with pytest.raises(ValueError, match="prompt kind"):
-        training.sample_prompt(mask, rng, "scribble")
 
 
 # ------------------------------------------------------------------------------------ forward paths
@@ -108,8 +71,8 @@ def test_training_forward_matches_the_predictor_on_litemedsam():
     predictor.set_image(case.image)
     sample = training._prepare(case, predictor, 256, torch.device("cpu"))
     assert torch.equal(sam.preprocess(sample.image[None]), seen[0])  # the encoder path feeds the same tensor
-    box_prompt = training.sample_prompt(case.mask, np.random.default_rng(0), "box")
-    point_prompt = training.sample_prompt(case.mask, np.random.default_rng(0), "points", n_points=2)
+    box_prompt = sample_prompt(case.mask, np.random.default_rng(0), "box")
+    point_prompt = sample_prompt(case.mask, np.random.default_rng(0), "points", n_points=2)
     embedding = predictor.get_image_embedding().clone()
     with torch.no_grad():
         logits = training._forward(sam, [sample, sample], [box_prompt, point_prompt], predictor, 256, [embedding] * 2)
@@ -124,11 +87,11 @@ def test_training_forward_matches_the_predictor_on_litemedsam():
 
 
 def test_encoder_path_matches_the_predictor_on_tiny_sam(disks):
-    sam = tiny()
+    sam = load_tiny_sam()
     predictor = CoursePredictor(sam)
     predictor.set_image(disks[0].image)
     sample = training._prepare(disks[0], predictor, 64, torch.device("cpu"))  # 64: tiny_sam's low-res size
-    prompt = training.sample_prompt(disks[0].mask, np.random.default_rng(0), "box")
+    prompt = sample_prompt(disks[0].mask, np.random.default_rng(0), "box")
     with torch.no_grad():
         logits = training._forward(sam, [sample], [prompt], predictor, 64)  # runs the encoder itself
     _, _, low_res = predictor.predict(**prompt, multimask_output=False)
@@ -136,7 +99,7 @@ def test_encoder_path_matches_the_predictor_on_tiny_sam(disks):
 
 
 def test_precompute_embeddings_runs_the_encoder_once_per_image(disks):
-    sam = tiny()
+    sam = load_tiny_sam()
     predictor = CachedPredictor(CoursePredictor(sam))
     embeddings = training.precompute_embeddings(sam, disks[:2], progress=False, predictor=predictor)
     assert predictor.encoder_calls == 2 and embeddings[0].shape == (1, 64, 16, 16)
@@ -149,7 +112,7 @@ def test_precompute_embeddings_runs_the_encoder_once_per_image(disks):
 
 
 def test_evaluate_dice_is_the_evaluate_box_mean(disks):
-    sam = tiny()
+    sam = load_tiny_sam()
     table = evaluate(CoursePredictor(sam), disks[:2], modes=("box",), progress=False)
     assert training.evaluate_dice(sam, disks[:2]) == pytest.approx(table["dice"].mean())
 
@@ -158,7 +121,7 @@ def test_evaluate_dice_is_the_evaluate_box_mean(disks):
 
 
 def test_decoder_only_learns_a_trivial_task_embedding_each_image_once(disks):
-    sam = tiny()
+    sam = load_tiny_sam()
     result = quiet_train(sam, disks[:2], disks[2:], strategy_name="decoder_only", steps=15, lr=3e-3, eval_every=5,
                          box_jitter=0.0)  # fmt: skip
     losses = result.history["loss"].dropna().to_numpy()
@@ -172,7 +135,7 @@ def test_decoder_only_learns_a_trivial_task_embedding_each_image_once(disks):
 
 
 def test_same_seed_gives_the_same_loss_history(disks):
-    runs = [quiet_train(peft.lora(tiny(), rank=2), disks[:3], steps=3, lr=1e-2, seed=s) for s in (7, 7, 8)]
+    runs = [quiet_train(peft.lora(load_tiny_sam(), rank=2), disks[:3], steps=3, lr=1e-2, seed=s) for s in (7, 7, 8)]
     first, second, other = (r.history["loss"].to_numpy() for r in runs)
     np.testing.assert_array_equal(first, second)
     assert not np.array_equal(first[1:], other[1:])
@@ -180,13 +143,13 @@ def test_same_seed_gives_the_same_loss_history(disks):
 
 def test_accumulation_equals_a_bigger_batch(disks):
     kwargs = {"strategy_name": "decoder_only", "steps": 3, "lr": 1e-3, "seed": 1}
-    big = quiet_train(tiny(), disks, batch_size=2, accumulate=1, **kwargs).history["loss"].to_numpy()[1:]
-    accumulated = quiet_train(tiny(), disks, batch_size=1, accumulate=2, **kwargs).history["loss"].to_numpy()[1:]
-    np.testing.assert_allclose(accumulated, big, rtol=1e-4)
+    big = quiet_train(load_tiny_sam(), disks, batch_size=2, accumulate=1, **kwargs).history["loss"]
+    accumulated = quiet_train(load_tiny_sam(), disks, batch_size=1, accumulate=2, **kwargs).history["loss"]
+    np.testing.assert_allclose(accumulated.to_numpy()[1:], big.to_numpy()[1:], rtol=1e-4)
 
 
 def test_lora_training_changes_only_lora_tensors(disks):
-    sam = peft.lora(tiny())
+    sam = peft.lora(load_tiny_sam())
     before = {n: p.detach().clone() for n, p in sam.named_parameters()}
     result = quiet_train(sam, disks[:2], disks[2:3], strategy_name="lora", steps=2, lr=1e-2, eval_every=0)
     changed = {n for n, p in sam.named_parameters() if not torch.equal(p, before[n])}
@@ -217,7 +180,7 @@ def test_train_mode_leaves_batchnorm_in_eval():
 
 
 def test_result_metering_and_summary(disks):
-    sam = tiny()
+    sam = load_tiny_sam()
     result = quiet_train(sam, disks[:2], disks[2:3], strategy_name="lora", strategy_options={"rank": 2}, steps=2,
                          batch_size=1, eval_every=1)  # fmt: skip
     assert result.memory_metric == "cpu_rss" and result.peak_mem_mb >= result.rss_before_mb > 0
@@ -243,7 +206,7 @@ def _loss_and_grads(sam, case, checkpointed: bool):
     """One training forward and backward through the encoder (train mode); the loss and every gradient."""
     predictor = CoursePredictor(sam)
     sample = training._prepare(case, predictor, 64, torch.device("cpu"))
-    prompt = training.sample_prompt(case.mask, np.random.default_rng(0), "box")
+    prompt = sample_prompt(case.mask, np.random.default_rng(0), "box")
     training._train_mode(sam)
     calls = []
     # a pre-hook: the recomputation stops inside the MLP, once the last activation needed is back
@@ -259,7 +222,7 @@ def _loss_and_grads(sam, case, checkpointed: bool):
 
 @pytest.mark.parametrize("strategy", ["adapter", "lora", "svd", "full"])
 def test_checkpointing_gives_the_same_loss_and_gradients(disks, strategy):
-    sam = peft.STRATEGIES[strategy](tiny())
+    sam = peft.STRATEGIES[strategy](load_tiny_sam())
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():  # off the identity start (zero LoRA B, adapter up-projection): every gradient non-zero
         for p in (p for p in sam.parameters() if p.requires_grad):
@@ -295,7 +258,7 @@ def test_checkpointing_finds_wrapped_blocks_and_restores_them_after_an_error():
 
 def test_train_with_encoder_checkpointing_follows_the_same_path(disks):
     kwargs = {"strategy_name": "lora", "steps": 3, "lr": 1e-2, "seed": 3, "batch_size": 1, "accumulate": 2}
-    plain_model, ckpt_model = tiny(), tiny()
+    plain_model, ckpt_model = load_tiny_sam(), load_tiny_sam()
     plain = quiet_train(plain_model, disks[:3], **kwargs)
     ckpt = quiet_train(ckpt_model, disks[:3], checkpoint_encoder=True, **kwargs)
     np.testing.assert_allclose(ckpt.history["loss"].to_numpy()[1:], plain.history["loss"].to_numpy()[1:], rtol=1e-5)
@@ -303,28 +266,28 @@ def test_train_with_encoder_checkpointing_follows_the_same_path(disks):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6, msg=name)
     assert ckpt.options["checkpoint_encoder"] and not plain.options["checkpoint_encoder"]
     assert not any("forward" in vars(b) for b in training.encoder_blocks(ckpt_model))
-    frozen = quiet_train(tiny(), disks[:2], strategy_name="decoder_only", steps=1, checkpoint_encoder=True)
+    frozen = quiet_train(load_tiny_sam(), disks[:2], strategy_name="decoder_only", steps=1, checkpoint_encoder=True)
     assert frozen.options["checkpoint_encoder"] is False  # nothing to checkpoint: the encoder is frozen
     with pytest.raises(ValueError, match="checkpoint_encoder"):
-        quiet_train(tiny(), disks, strategy_name="lora", checkpoint_encoder="yes")
+        quiet_train(load_tiny_sam(), disks, strategy_name="lora", checkpoint_encoder="yes")
 
 
 def test_bad_input_raises_value_errors(disks):
     with pytest.raises(ValueError, match="steps"):
-        quiet_train(tiny(), disks, strategy_name="lora", steps=0)
+        quiet_train(load_tiny_sam(), disks, strategy_name="lora", steps=0)
     with pytest.raises(ValueError, match="lr"):
-        quiet_train(tiny(), disks, strategy_name="lora", lr=-1.0)
+        quiet_train(load_tiny_sam(), disks, strategy_name="lora", lr=-1.0)
     with pytest.raises(ValueError, match="empty"):
-        quiet_train(tiny(), [], strategy_name="lora")
+        quiet_train(load_tiny_sam(), [], strategy_name="lora")
     with pytest.raises(ValueError, match="Unknown strategy"):
-        quiet_train(tiny(), disks, strategy_name="prefix_tuning")
+        quiet_train(load_tiny_sam(), disks, strategy_name="prefix_tuning")
     with pytest.raises(ValueError, match="no strategy"):
-        quiet_train(tiny(), disks)
+        quiet_train(load_tiny_sam(), disks)
     with pytest.raises(ValueError, match="already adapted"):
-        quiet_train(peft.lora(tiny()), disks, strategy_name="svd")
+        quiet_train(peft.lora(load_tiny_sam()), disks, strategy_name="svd")
     with pytest.raises(ValueError, match="prompt"):
-        quiet_train(tiny(), disks, strategy_name="lora", prompt="scribble")
+        quiet_train(load_tiny_sam(), disks, strategy_name="lora", prompt="scribble")
     empty = copy.copy(disks[0])
     empty.mask = np.zeros_like(empty.mask)
     with pytest.raises(ValueError, match="empty mask"):
-        quiet_train(tiny(), [empty], strategy_name="lora")
+        quiet_train(load_tiny_sam(), [empty], strategy_name="lora")

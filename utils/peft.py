@@ -58,6 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from utils.checks import whole_number
+
 __all__ = [
     "STRATEGIES",
     "TARGETS",
@@ -70,6 +72,7 @@ __all__ = [
     "adapter",
     "decoder_only",
     "full",
+    "image_encoder",
     "load_trainable",
     "lora",
     "merge_lora",
@@ -283,7 +286,7 @@ def transformer_blocks(sam: nn.Module) -> list[nn.Module]:
     A block is a module with ``attn.qkv`` (an ``nn.Linear``) and ``mlp``. Raises ``ValueError``
     when there are none (e.g. on a model already wrapped by :func:`adapter`).
     """
-    encoder = _encoder(sam)
+    encoder = image_encoder(sam)
     blocks = [m for m in encoder.modules() if _is_block(m)]
     if not blocks:
         raise ValueError(
@@ -293,7 +296,8 @@ def transformer_blocks(sam: nn.Module) -> list[nn.Module]:
     return blocks
 
 
-def _encoder(sam: nn.Module) -> nn.Module:
+def image_encoder(sam: nn.Module) -> nn.Module:
+    """``sam.image_encoder``, after checking that ``sam`` is a segment_anything ``Sam`` (ValueError otherwise)."""
     for part in ("image_encoder", "prompt_encoder", "mask_decoder"):
         if not isinstance(getattr(sam, part, None), nn.Module):
             raise ValueError(
@@ -319,7 +323,7 @@ def _target_linears(block: nn.Module, targets: tuple[str, ...]) -> list[tuple[nn
 
 
 def _check_fresh(sam: nn.Module) -> None:
-    _encoder(sam)
+    image_encoder(sam)
     done = adaptation(sam)
     if done is not None:
         raise ValueError(
@@ -347,25 +351,13 @@ def _check_targets(targets, allowed: tuple[str, ...] = TARGETS) -> tuple[str, ..
     return tuple(t for t in allowed if t in targets)  # canonical order
 
 
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}.")
-    return value
-
-
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer (it seeds the new weights), got {seed!r}.")
-    return seed
-
-
 @contextlib.contextmanager
 def _seeded(seed: int) -> Iterator[None]:
     """Initialise new modules from their own seed (reproducible whatever the global RNG state).
 
     Only the CPU generator is forked and seeded, so new weights are drawn on the CPU and then moved.
     """
-    _check_seed(seed)
+    whole_number(seed, "seed", hint="it seeds the new weights")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
@@ -402,7 +394,7 @@ def adapter(
     ``train_decoder=True`` also trains the mask decoder (as MSA does). Returns ``sam``, modified in place.
     """
     _check_fresh(sam)
-    _check_seed(seed)
+    whole_number(seed, "seed", hint="it seeds the new weights")
     if not (isinstance(ratio, (int, float)) and 0 < ratio <= 4):
         raise ValueError(f"ratio must be in (0, 4] (hidden width = ratio x block width), got {ratio!r}.")
     if not isinstance(scale, (int, float)) or not math.isfinite(scale):
@@ -442,8 +434,8 @@ def lora(
     (as SAMed does). Returns ``sam``, modified in place; use :func:`merge_lora` for inference.
     """
     _check_fresh(sam)
-    _check_seed(seed)
-    rank = _check_positive_int(rank, "rank")
+    whole_number(seed, "seed", hint="it seeds the new weights")
+    rank = whole_number(rank, "rank", minimum=1)
     if alpha is not None and not (isinstance(alpha, (int, float)) and alpha > 0):
         raise ValueError(f"alpha must be a positive number (or None for alpha = rank), got {alpha!r}.")
     if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):

@@ -1,4 +1,4 @@
-"""Prompts for SAM drawn from a ground-truth mask, and checks for prompts a user gives.
+"""Prompts for SAM: drawn from a ground-truth mask, checked when a user gives them, and box geometry.
 
 Coordinates follow SAM: a point is ``(x, y)`` with ``x`` the column and ``y`` the row, in pixels of
 the original image; a box is ``[x0, y0, x1, y1]``. The pixel in row ``r``, column ``c`` has
@@ -20,18 +20,74 @@ predictor and raise a ``ValueError`` that names the problem and the fix. The ima
 ``0 <= x <= W`` and ``0 <= y <= H`` (SAM's full-image box is ``[0, 0, W, H]``); anything outside
 is rejected rather than silently clipped, because it usually means swapped axes or a prompt
 drawn on a different image size.
+
+Prompt protocols (every simulator of the course builds on the two functions above, so a box or a
+point means the same thing everywhere):
+
+- Evaluation (:func:`make_prompt`): a named mode of :data:`PROMPT_MODES` (points per
+  :data:`POINT_PROMPTS`, boxes per :data:`BOX_JITTER`) for one case, with the random generator
+  :func:`prompt_rng` seeded from ``(seed, case name, mode)``: a prompt does not depend on which other
+  cases or modes were drawn, nor on their order.
+- Training (:func:`sample_prompt`): one prompt of a kind in :data:`PROMPT_KINDS` from a running
+  generator, drawn anew at every step. The box kind with jitter ``j`` and an evaluation box mode
+  with jitter ``j`` give the same box from the same generator.
+
+Box geometry: :func:`next_box` (a mask's box grown by a margin: the box for the next slice, or around
+an automatic mask), :func:`flip_box` (the box in a mirrored image, :data:`FLIPS`),
+:func:`box_region` (the pixels a grown box covers) and :func:`box_iou` (overlap of two boxes).
 """
 
 from __future__ import annotations
 
+import zlib
+from typing import Any
+
 import numpy as np
 from scipy import ndimage
 
+from utils.checks import finite_number, whole_number
 from utils.images import to_mask
 
-__all__ = ["box_from_mask", "jitter_box", "points_from_mask", "check_box", "check_points", "STRATEGIES", "NEG_MARGIN"]
+__all__ = [
+    "BOX_JITTER",
+    "FLIPS",
+    "NEG_MARGIN",
+    "POINT_PROMPTS",
+    "PROMPT_KINDS",
+    "PROMPT_MODES",
+    "STRATEGIES",
+    "box_from_mask",
+    "box_iou",
+    "box_region",
+    "check_box",
+    "check_points",
+    "flip_box",
+    "jitter_box",
+    "make_prompt",
+    "next_box",
+    "points_from_mask",
+    "prompt_rng",
+    "sample_prompt",
+]
 
 STRATEGIES = ("center", "random")
+
+#: Evaluation point modes: (number of positive points, :data:`STRATEGIES` entry).
+POINT_PROMPTS: dict[str, tuple[int, str]] = {
+    "point_center": (1, "center"),
+    "point_random": (1, "random"),
+    "points_3": (3, "center"),
+    "points_5": (5, "center"),
+}
+#: Evaluation box modes: jitter as a fraction of the box's width/height (see :func:`box_from_mask`).
+BOX_JITTER: dict[str, float] = {"box": 0.0, "box_jitter_5": 0.05, "box_jitter_10": 0.10, "box_jitter_20": 0.20}
+#: Every evaluation prompt mode, points first (the order of notebook 03's tables).
+PROMPT_MODES: tuple[str, ...] = (*POINT_PROMPTS, *BOX_JITTER)
+#: Training prompt kinds: a jittered box, random positive points, or either with equal probability.
+PROMPT_KINDS: tuple[str, ...] = ("box", "points", "mixed")
+#: Mirrorings of a 2-D image: "horizontal" swaps left and right (columns), "vertical" top and bottom
+#: (rows), "both" is a 180° rotation. Each is its own inverse.
+FLIPS: tuple[str, ...] = ("none", "horizontal", "vertical", "both")
 
 # Negative points are drawn outside the mask but inside its box grown by this fraction of the
 # box's larger side (at least NEG_MARGIN_MIN pixels) on every side: close enough to tell SAM
@@ -58,7 +114,7 @@ def box_from_mask(mask: np.ndarray, jitter: float = 0.0, rng=None) -> np.ndarray
             "box_from_mask got an empty mask: no box can be drawn; skip this case or check that the "
             "mask (label) you selected is present in this image/slice."
         )
-    jitter = _check_nonnegative(jitter, "jitter", hint=_JITTER_HINT)
+    jitter = finite_number(jitter, "jitter", minimum=0, hint=_JITTER_HINT)
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     box = np.array([cols[0], rows[0], cols[-1], rows[-1]], dtype=float)
@@ -76,7 +132,7 @@ def jitter_box(box, jitter: float, rng, image_shape) -> np.ndarray:
     re-ordered if two sides cross. ``rng``: Generator, int seed, or None (= seed 0).
     """
     box = check_box(box, image_shape)
-    jitter = _check_nonnegative(jitter, "jitter", hint=_JITTER_HINT)
+    jitter = finite_number(jitter, "jitter", minimum=0, hint=_JITTER_HINT)
     rng = _as_rng(rng)
     width, height = box[2] - box[0] + 1, box[3] - box[1] + 1
     box = box + rng.uniform(-1.0, 1.0, size=4) * jitter * np.array([width, height, width, height])
@@ -119,8 +175,8 @@ def points_from_mask(
             "points_from_mask got an empty mask: no positive point can be placed; skip this case or "
             "check that the mask (label) you selected is present in this image/slice."
         )
-    n_pos = _check_count(n_pos, "n_pos")
-    n_neg = _check_count(n_neg, "n_neg")
+    n_pos = whole_number(n_pos, "n_pos")
+    n_neg = whole_number(n_neg, "n_neg")
     if n_pos + n_neg == 0:
         raise ValueError("points_from_mask: n_pos + n_neg is 0, so there is nothing to return; ask for n_pos >= 1.")
     if strategy not in STRATEGIES:
@@ -181,15 +237,15 @@ def check_box(box, image_shape=None, name: str = "box") -> np.ndarray:
     return array
 
 
-def check_points(coords, labels, image_shape) -> tuple[np.ndarray, np.ndarray]:
+def check_points(coords, labels, image_shape=None) -> tuple[np.ndarray, np.ndarray]:
     """Validate point prompts for an image of ``image_shape`` (H, W[, C]).
 
     ``coords``: ``(N, 2)`` as ``(x, y)`` (a single ``(2,)`` point is accepted); ``labels``: ``(N,)``
     with 1 = positive, 0 = negative. Returns ``(coords float (N, 2), labels int (N,))``. Raises
     ``ValueError`` for a wrong shape, NaN/inf, a point outside the image (``0 <= x <= W``,
-    ``0 <= y <= H``), labels other than 0/1, or a length mismatch.
+    ``0 <= y <= H``; not checked when ``image_shape`` is None), labels other than 0/1, or a length
+    mismatch.
     """
-    height, width = _check_image_shape(image_shape)
     points = _as_float_array(coords, "coords")
     if points.shape == (2,):
         points = points[None]
@@ -210,6 +266,9 @@ def check_points(coords, labels, image_shape) -> tuple[np.ndarray, np.ndarray]:
             f"labels must be 1 (positive, inside the object) or 0 (negative, background); got "
             f"{np.unique(label_array).tolist()}."
         )
+    if image_shape is None:
+        return points, label_array.astype(np.int64)
+    height, width = _check_image_shape(image_shape)
     outside = (points[:, 0] < 0) | (points[:, 0] > width) | (points[:, 1] < 0) | (points[:, 1] > height)
     if outside.any():
         bad = points[outside][:3].tolist()
@@ -219,6 +278,133 @@ def check_points(coords, labels, image_shape) -> tuple[np.ndarray, np.ndarray]:
             f"clip with np.clip(coords, 0, [{width}, {height}]) or re-draw them."
         )
     return points, label_array.astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# Prompt protocols: evaluation modes and training kinds
+
+
+def prompt_rng(seed: int, case_name: str, mode: str) -> np.random.Generator:
+    """The random generator of the prompt for case ``case_name`` in mode ``mode`` with ``seed``.
+
+    Seeded from ``(seed, crc32(case_name), crc32(mode))``: crc32 is stable across runs and machines
+    (Python's ``hash()`` of a str is salted per process), and each prompt has its own stream.
+    """
+    seed = whole_number(seed, "seed")
+    for value, name in ((case_name, "case_name"), (mode, "mode")):
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a str (it seeds the prompt); got {type(value).__name__}.")
+    return np.random.default_rng([seed, zlib.crc32(case_name.encode()), zlib.crc32(mode.encode())])
+
+
+def make_prompt(case: Any, mode: str, seed: int = 0) -> dict[str, Any]:
+    """The evaluation prompt for ``case`` (a ``Case``: ``.name``, ``.mask``) in ``mode`` (:data:`PROMPT_MODES`).
+
+    Returns ``{"point_coords": (N, 2) array or None, "point_labels": (N,) array or None, "box": (4,)
+    array or None}``, ready for ``predictor.predict(**prompt)``. Deterministic in ``(seed, case.name,
+    mode)`` (:func:`prompt_rng`); ``utils.evaluate.evaluate`` asks with exactly this prompt.
+    """
+    if mode not in PROMPT_MODES:
+        raise ValueError(f"{mode!r} is not a prompt mode; choose from {', '.join(PROMPT_MODES)}.")
+    rng = prompt_rng(seed, case.name, mode)
+    if mode in POINT_PROMPTS:
+        return _point_prompt(case.mask, *POINT_PROMPTS[mode], rng)
+    return _box_prompt(case.mask, BOX_JITTER[mode], rng)
+
+
+def sample_prompt(
+    mask: np.ndarray, rng: np.random.Generator, kind: str = "box", box_jitter: float = 0.1, n_points: int = 1
+) -> dict[str, Any]:
+    """One training prompt simulated from ``mask``, as keyword arguments for ``SamPredictor.predict``.
+
+    ``kind`` (:data:`PROMPT_KINDS`): ``"box"`` (the tight box, each side moved by up to ``box_jitter`` of
+    the box size, see :func:`box_from_mask`), ``"points"`` (``n_points`` positive points drawn uniformly
+    inside the mask) or ``"mixed"`` (box or points with equal probability). Returns
+    ``{"point_coords", "point_labels", "box"}`` with ``None`` for the unused prompt type. From the same
+    generator, ``"box"`` gives :func:`make_prompt`'s box of the mode with that jitter and ``"points"``
+    with ``n_points=1`` its ``"point_random"`` point.
+    """
+    if kind not in PROMPT_KINDS:
+        raise ValueError(f"Unknown prompt kind {kind!r}; choose one of {', '.join(PROMPT_KINDS)}.")
+    if kind == "mixed":
+        kind = "box" if rng.random() < 0.5 else "points"
+    if kind == "box":
+        return _box_prompt(mask, box_jitter, rng)
+    return _point_prompt(mask, n_points, "random", rng)
+
+
+def _box_prompt(mask: np.ndarray, jitter: float, rng: np.random.Generator) -> dict[str, Any]:
+    return {"point_coords": None, "point_labels": None, "box": box_from_mask(mask, jitter=jitter, rng=rng)}
+
+
+def _point_prompt(mask: np.ndarray, n_points: int, strategy: str, rng: np.random.Generator) -> dict[str, Any]:
+    n_pos = int(min(n_points, np.count_nonzero(mask)))  # a tiny mask cannot hold n distinct points
+    coords, labels = points_from_mask(mask, n_pos=n_pos, strategy=strategy, rng=rng)
+    return {"point_coords": coords, "point_labels": labels, "box": None}
+
+
+# --------------------------------------------------------------------------------------------
+# Box geometry (boxes hold inclusive pixel indices, as box_from_mask returns them)
+
+
+def next_box(mask: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    """The tight box of ``mask`` grown by ``margin`` pixels on every side, clipped to the image.
+
+    ``[x0, y0, x1, y1]`` as :func:`box_from_mask` returns it (inclusive pixel indices), then
+    ``x0 - margin, y0 - margin, x1 + margin, y1 + margin`` clipped to ``0..W-1`` and ``0..H-1``. The box
+    for the next slice of a volume (a margin lets a structure that grows from one slice to the next still
+    fit in it), or around an automatic coarse mask.
+    """
+    margin = float(margin)
+    if not np.isfinite(margin) or margin < 0:
+        raise ValueError(f"margin must be a number of pixels >= 0; got {margin!r}.")
+    box = box_from_mask(mask)
+    height, width = np.asarray(mask).shape[:2]
+    grown = box + np.array([-margin, -margin, margin, margin])
+    return np.clip(grown, 0, [width - 1, height - 1, width - 1, height - 1])
+
+
+def flip_box(box, image_shape, flip: str) -> np.ndarray:
+    """The box ``[x0, y0, x1, y1]`` (pixel indices) that covers the same pixels in the flipped image.
+
+    ``flip``: one of :data:`FLIPS`. A horizontal flip sends column ``x`` to ``W - 1 - x``, so
+    ``[x0, x1]`` becomes ``[W - 1 - x1, W - 1 - x0]`` (the corners swap to keep ``x0 <= x1``); a
+    vertical flip does the same to the rows with ``H``.
+    """
+    if flip not in FLIPS:
+        raise ValueError(f"Unknown flip {flip!r}; choose one of {', '.join(FLIPS)}.")
+    height, width = _check_image_shape(image_shape)
+    x0, y0, x1, y1 = check_box(box, (height, width))
+    if flip in ("horizontal", "both"):
+        x0, x1 = width - 1 - x1, width - 1 - x0
+    if flip in ("vertical", "both"):
+        y0, y1 = height - 1 - y1, height - 1 - y0
+    return np.clip(np.array([x0, y0, x1, y1], dtype=float), 0, [width, height, width, height])
+
+
+def box_region(box, image_shape, margin: int = 0) -> np.ndarray:
+    """A bool ``(H, W)`` mask of the pixels inside ``box`` grown by ``margin`` pixels on every side."""
+    height, width = _check_image_shape(image_shape)
+    x0, y0, x1, y1 = check_box(box, (height, width))
+    if isinstance(margin, bool) or not isinstance(margin, (int, np.integer)) or margin < 0:
+        raise ValueError(f"margin must be a whole number of pixels >= 0; got {margin!r}.")
+    region = np.zeros((height, width), dtype=bool)
+    rows = slice(max(0, int(np.floor(y0)) - margin), min(height, int(np.ceil(y1)) + 1 + margin))
+    cols = slice(max(0, int(np.floor(x0)) - margin), min(width, int(np.ceil(x1)) + 1 + margin))
+    region[rows, cols] = True
+    return region
+
+
+def box_iou(box, reference) -> float:
+    """IoU of two boxes ``[x0, y0, x1, y1]`` holding inclusive pixel indices (:func:`box_from_mask`'s
+    convention): a box covers ``(x1 - x0 + 1) * (y1 - y0 + 1)`` pixels, so a one-pixel box has area 1."""
+    a, b = check_box(box), check_box(reference, name="reference")
+    width = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    height = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    overlap = max(width, 0.0) * max(height, 0.0)
+    area_a = (a[2] - a[0] + 1) * (a[3] - a[1] + 1)
+    area_b = (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
+    return float(overlap / (area_a + area_b - overlap))
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,22 +458,6 @@ def _as_rng(rng) -> np.random.Generator:
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         return np.random.default_rng(int(rng))
     raise ValueError(f"rng must be a np.random.Generator, an int seed or None; got {type(rng).__name__}.")
-
-
-def _check_count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a whole number >= 0, got {value!r}.")
-    return int(value)
-
-
-def _check_nonnegative(value, name: str, hint: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")  # reported below
-    if not np.isfinite(number) or number < 0:
-        raise ValueError(f"{name} must be a finite number >= 0 ({hint}); got {value!r}.")
-    return number
 
 
 def _check_image_shape(image_shape) -> tuple[int, int]:

@@ -9,8 +9,8 @@ One loop serves every strategy of :mod:`utils.peft`::
     result.summary()        # the numbers for results.json
 
 **What one step does** (MedSAM's recipe): draw ``batch_size`` training cases (a seeded shuffle,
-epoch after epoch), simulate one prompt per case from its mask (by default a box whose sides move
-by up to ``box_jitter`` of its size; points or a mix on request), run SAM with
+epoch after epoch), simulate one prompt per case from its mask (:func:`utils.prompts.sample_prompt`: by
+default a box whose sides move by up to ``box_jitter`` of its size; points or a mix on request), run SAM with
 ``multimask_output=False`` and compare the low-resolution logits, upsampled to ``loss_size``
 (256: SAM's own low-res size), with the mask in the same padded input frame using soft Dice +
 binary cross-entropy (:class:`DiceBCELoss`, equal to MONAI's ``DiceCELoss(sigmoid=True,
@@ -70,13 +70,13 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from utils import peft
+from utils.checks import whole_number
 from utils.images import to_rgb_uint8
 from utils.machine import get_device, seed_everything
 from utils.models import CachedPredictor, CoursePredictor
-from utils.prompts import box_from_mask, points_from_mask
+from utils.prompts import PROMPT_KINDS, sample_prompt
 
 __all__ = [
-    "PROMPT_KINDS",
     "DiceBCELoss",
     "TrainResult",
     "encoder_blocks",
@@ -86,35 +86,8 @@ __all__ = [
     "plot_learning_curves",
     "precompute_embeddings",
     "results_table",
-    "sample_prompt",
     "train",
 ]
-
-PROMPT_KINDS = ("box", "points", "mixed")
-
-
-# ------------------------------------------------------------------------------------------ prompts
-
-
-def sample_prompt(
-    mask: np.ndarray, rng: np.random.Generator, kind: str = "box", box_jitter: float = 0.1, n_points: int = 1
-) -> dict[str, Any]:
-    """One training prompt simulated from ``mask``, as keyword arguments for ``SamPredictor.predict``.
-
-    ``kind``: ``"box"`` (the tight box, each side moved by up to ``box_jitter`` of the box size, see
-    :func:`utils.prompts.box_from_mask`), ``"points"`` (``n_points`` positive points drawn uniformly
-    inside the mask) or ``"mixed"`` (box or points with equal probability). Returns
-    ``{"point_coords", "point_labels", "box"}`` with ``None`` for the unused prompt type.
-    """
-    if kind not in PROMPT_KINDS:
-        raise ValueError(f"Unknown prompt kind {kind!r}; choose one of {', '.join(PROMPT_KINDS)}.")
-    if kind == "mixed":
-        kind = "box" if rng.random() < 0.5 else "points"
-    if kind == "box":
-        return {"point_coords": None, "point_labels": None, "box": box_from_mask(mask, jitter=box_jitter, rng=rng)}
-    n_pos = int(min(n_points, np.count_nonzero(mask)))
-    coords, labels = points_from_mask(mask, n_pos=n_pos, strategy="random", rng=rng)
-    return {"point_coords": coords, "point_labels": labels, "box": None}
 
 
 class DiceBCELoss(nn.Module):
@@ -308,7 +281,7 @@ def encoder_blocks(sam: nn.Module) -> list[nn.Module]:
     convolutional first stage has none). Unlike :func:`utils.peft.transformer_blocks` it also finds
     blocks whose ``attn``, ``qkv`` or ``mlp`` an adapter, LoRA or SVD has wrapped.
     """
-    encoder = peft._encoder(sam)
+    encoder = peft.image_encoder(sam)
     blocks = [m for m in encoder.modules() if all(isinstance(getattr(m, a, None), nn.Module) for a in ("attn", "mlp"))]
     if not blocks:
         raise ValueError(f"Found no transformer blocks (modules with attn and mlp) in {type(encoder).__name__}.")
@@ -415,12 +388,6 @@ def _check_cases(cases, name: str) -> list:
     return cases
 
 
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}; got {value!r}.")
-    return int(value)
-
-
 class _CaseStream:
     """Case indices: a seeded shuffle of all cases, then another, ... (every case once per epoch)."""
 
@@ -486,17 +453,17 @@ def train(
     val_cases = _check_cases(val_cases or [], "val_cases")
     if not train_cases:
         raise ValueError("train_cases is empty: give at least one Case to train on.")
-    steps = _check_int(steps, "steps", 1)
-    batch_size = _check_int(batch_size, "batch_size", 1)
-    accumulate = _check_int(accumulate, "accumulate", 1)
-    loss_size = _check_int(loss_size, "loss_size", 8)
+    steps = whole_number(steps, "steps", minimum=1)
+    batch_size = whole_number(batch_size, "batch_size", minimum=1)
+    accumulate = whole_number(accumulate, "accumulate", minimum=1)
+    loss_size = whole_number(loss_size, "loss_size", minimum=8)
     if eval_every is not None:
-        eval_every = _check_int(eval_every, "eval_every", 0) or None
+        eval_every = whole_number(eval_every, "eval_every") or None
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number such as 1e-4; got {lr!r}.")
     if prompt not in PROMPT_KINDS:
         raise ValueError(f"prompt must be one of {', '.join(PROMPT_KINDS)}; got {prompt!r}.")
-    seed = _check_int(seed, "seed", 0)
+    seed = whole_number(seed, "seed")
     eval_modes = _check_eval_modes(eval_modes)
     if not isinstance(checkpoint_encoder, bool):
         raise ValueError(f"checkpoint_encoder must be True or False; got {checkpoint_encoder!r}.")

@@ -14,9 +14,11 @@ Functions draw on an ``Axes`` you pass (or create one) and return the ``Axes`` /
 never call ``plt.show()`` and never change the backend. Figures made here are pyplot figures, so
 Jupyter displays them at the end of the cell; in a loop, ``plt.close(fig)`` what you no longer need.
 Legends sit below the axes; save with ``fig.savefig(path, bbox_inches="tight")`` (as Jupyter's inline
-display does) so that a legend is never cropped.
-Inputs are checked with :mod:`utils.images` (``to_rgb_uint8``, ``to_mask``): a wrong shape, box or
-point array raises ``ValueError`` saying what is wrong.
+display does) so that a legend is never cropped. :func:`zoom_to` crops a view to a structure.
+Figures of a :func:`utils.evaluate.evaluate` table: :func:`plot_by_mode`, :func:`plot_modality_heatmap`,
+:func:`plot_oracle_gap` and :func:`plot_failures`.
+Inputs are checked with :mod:`utils.images` (``to_rgb_uint8``, ``to_mask``) and :mod:`utils.prompts`
+(``check_box``, ``check_points``): a wrong shape, box or point array raises ``ValueError`` saying what is wrong.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -36,7 +38,12 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from numpy.typing import ArrayLike
 
+from utils import metrics
 from utils.images import to_mask, to_rgb_uint8
+from utils.prompts import check_box, check_points
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "course_palette",
@@ -49,6 +56,11 @@ __all__ = [
     "show_case",
     "overlay_grid",
     "contour_compare",
+    "zoom_to",
+    "plot_by_mode",
+    "plot_modality_heatmap",
+    "plot_oracle_gap",
+    "plot_failures",
 ]
 
 # Read-only so that one notebook cannot recolour another's figures.
@@ -95,46 +107,6 @@ def _image_shape(ax: Axes) -> tuple[int, int] | None:
     if not ax.images:
         return None
     return tuple(ax.images[0].get_array().shape[:2])
-
-
-def _check_box(box: ArrayLike) -> np.ndarray:
-    array = np.asarray(box, dtype=float).reshape(-1)
-    if array.size != 4:
-        raise ValueError(f"box must be 4 numbers [x0, y0, x1, y1] (pixels); got {array.size} values: {array.tolist()}.")
-    if not np.isfinite(array).all():
-        raise ValueError(f"box contains NaN or inf: {array.tolist()}.")
-    x0, y0, x1, y1 = array
-    if x1 < x0 or y1 < y0:
-        raise ValueError(
-            f"box must be [x0, y0, x1, y1] with x0 <= x1 and y0 <= y1; got {array.tolist()}. "
-            "Is it (x, y, width, height) or (row, col) order?"
-        )
-    return array
-
-
-def _check_points(coords: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    coords = np.asarray(coords, dtype=float)
-    labels = np.asarray(labels).reshape(-1)
-    if coords.ndim == 1 and coords.size == 2:
-        coords = coords[None, :]  # a single (x, y) point
-    if coords.ndim != 2 or coords.shape[1] != 2:
-        raise ValueError(f"point coords must be (N, 2) as (x, y); got shape {coords.shape}.")
-    if len(coords) != len(labels):
-        raise ValueError(
-            f"points and labels differ in length: {len(coords)} coords but {len(labels)} labels "
-            "(one label per point: 1 positive, 0 negative)."
-        )
-    if not np.isfinite(coords).all():
-        raise ValueError("point coords contain NaN or inf.")
-    if labels.size and not np.isin(labels, (0, 1)).all():
-        raise ValueError(f"point labels must be 1 (positive) or 0 (negative); got {np.unique(labels).tolist()}.")
-    return coords, labels.astype(bool)
-
-
-def _dice(pred: np.ndarray, gt: np.ndarray) -> float:
-    # Title-only helper (both empty -> 1.0); the reference implementation is utils.metrics.dice.
-    total = int(pred.sum()) + int(gt.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(pred, gt).sum()) / total
 
 
 # ----------------------------------------------------------------------------- legends
@@ -228,7 +200,8 @@ def show_points(ax: Axes, coords: ArrayLike, labels: ArrayLike, size: float = 12
 
     ``coords`` is (N, 2) as (x, y) pixels; one scatter collection per non-empty group.
     """
-    coords, positive = _check_points(coords, labels)
+    coords, labels = check_points(coords, labels)  # no image size here: a figure may show any region
+    positive = labels.astype(bool)
     for key, chosen, marker, scale in (("positive", positive, "*", 1.0), ("negative", ~positive, "X", 0.6)):
         if chosen.any():
             ax.scatter(
@@ -247,7 +220,7 @@ def show_points(ax: Axes, coords: ArrayLike, labels: ArrayLike, size: float = 12
 
 def show_box(ax: Axes, box: ArrayLike, color: Any = None, linewidth: float = 2.0) -> Axes:
     """Draw a box prompt ``[x0, y0, x1, y1]`` (pixels) as an unfilled rectangle."""
-    x0, y0, x1, y1 = _check_box(box)
+    x0, y0, x1, y1 = check_box(box)
     ax.add_patch(
         Rectangle(
             (x0, y0),
@@ -299,7 +272,7 @@ def show_case(
         show_mask(ax, pred, color=course_palette["prediction"])
         entries.append("prediction")
         if dice is None:
-            dice = _dice(pred, gt)
+            dice = metrics.dice(pred, gt)
     show_mask(ax, gt, color=course_palette["ground_truth"], alpha=0.0, linewidth=1.5)
     if box is not None:
         show_box(ax, box)
@@ -307,7 +280,8 @@ def show_case(
     if points is not None:
         if len(points) != 2:
             raise ValueError("points must be a (coords, labels) pair, e.g. utils.prompts.points_from_mask(...).")
-        coords, labels = _check_points(*points)
+        coords, labels = check_points(*points)
+        labels = labels.astype(bool)
         show_points(ax, coords, labels)
         entries += [key for key, present in (("positive", labels.any()), ("negative", (~labels).any())) if present]
     head = title if title is not None else f"{case.name} · {case.modality}"
@@ -362,7 +336,7 @@ def overlay_grid(
             show_mask(ax, pred)
             any_pred = True
             if titles is None:
-                title += f"\nDice {_dice(pred, gt):.3f}"
+                title += f"\nDice {metrics.dice(pred, gt):.3f}"
         show_mask(ax, gt, color=course_palette["ground_truth"], alpha=0.0, linewidth=1.5)
         ax.set_title(title, fontsize=9)
         _fit_to_image(ax, image.shape[:2])
@@ -404,6 +378,178 @@ def contour_compare(
         area = f"{count * spacing[0] * spacing[1]:.1f} mm²" if spacing is not None else f"{count} px"
         handle.set_label(f"{handle.get_label()}: {area}")
     add_legend(ax, handles, ncols=1)
-    ax.set_title(f"prediction vs ground truth · Dice {_dice(pred, gt):.3f}", fontsize=10)
+    ax.set_title(f"prediction vs ground truth · Dice {metrics.dice(pred, gt):.3f}", fontsize=10)
     _fit_to_image(ax, image.shape[:2])
     return ax
+
+
+def zoom_to(
+    ax: Axes,
+    region: ArrayLike,
+    box: ArrayLike | None = None,
+    points: ArrayLike | None = None,
+    margin: float = 0.35,
+    minimum: float = 32,
+    pad: int | None = None,
+) -> Axes:
+    """Limit ``ax`` to where ``region`` (a 2-D mask of the drawn image's shape), ``box`` and ``points`` are.
+
+    By default the view is a square around their bounding box: its side is the box's longer side (at
+    least ``minimum`` pixels) grown by ``margin`` of it on each side, so small structures stay visible
+    and panels keep their shape. With ``pad`` (pixels) the view is the bounding box itself grown by
+    ``pad`` pixels, not squared (for views whose pixels are not square, e.g. a volume's sagittal plane).
+    The view stops at the image's edges; with nothing to show (an empty region, no prompt) it is left as is.
+    """
+    region = np.asarray(region)
+    if region.ndim != 2:
+        raise ValueError(f"region must be a 2-D mask of the drawn image; got shape {region.shape}.")
+    if not (math.isfinite(margin) and margin >= 0 and math.isfinite(minimum) and minimum >= 0):
+        raise ValueError(f"margin and minimum must be >= 0; got margin={margin!r}, minimum={minimum!r}.")
+    if pad is not None and (isinstance(pad, bool) or not isinstance(pad, (int, np.integer)) or pad < 0):
+        raise ValueError(f"pad must be a whole number of pixels >= 0 (or None); got {pad!r}.")
+    rows, cols = np.nonzero(region)
+    xs, ys = [float(c) for c in cols], [float(r) for r in rows]
+    if box is not None:
+        x0, y0, x1, y1 = check_box(box)
+        xs += [x0, x1]
+        ys += [y0, y1]
+    for x, y in np.asarray(points if points is not None else [], dtype=float).reshape(-1, 2):
+        xs.append(x)
+        ys.append(y)
+    if not xs:
+        return ax
+    height, width = region.shape
+    if pad is not None:
+        ax.set_xlim(max(min(xs) - pad, 0) - 0.5, min(max(xs) + pad, width - 1) + 0.5)
+        ax.set_ylim(min(max(ys) + pad, height - 1) + 0.5, max(min(ys) - pad, 0) - 0.5)
+        return ax
+    half = max(max(xs) - min(xs), max(ys) - min(ys), minimum) * (0.5 + margin)
+    cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
+    ax.set_xlim(max(cx - half, -0.5), min(cx + half, width - 0.5))
+    ax.set_ylim(min(cy + half, height - 0.5), max(cy - half, -0.5))
+    return ax
+
+
+# ----------------------------------------------------------------------------- evaluation figures
+# Figures of a utils.evaluate.evaluate table: one row per case x prompt mode (x model).
+
+
+def _models(df: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(df["model"])) if "model" in df.columns else [""]
+
+
+def _check_metric(df: pd.DataFrame, metric: str) -> None:
+    if metric not in df.columns:
+        raise ValueError(f"Unknown metric {metric!r}; the table has columns {list(df.columns)}.")
+
+
+def plot_by_mode(df: pd.DataFrame, metric: str = "dice", modes: Sequence[str] | None = None) -> Figure:
+    """Box plot per mode with every case as a dot (one panel per model); the mean is a white diamond."""
+    from utils.evaluate import MODES
+
+    _check_metric(df, metric)
+    models = _models(df)
+    fig, axes = plt.subplots(1, len(models), figsize=(1.0 + 0.9 * len(MODES) * len(models), 3.8), squeeze=False,
+                             layout="constrained", sharey=True)  # fmt: skip
+    rng = np.random.default_rng(0)  # jitter of the dots only
+    for ax, model in zip(axes[0], models):
+        rows = df[df["model"] == model] if model else df
+        order = [m for m in (modes or MODES) if m in set(rows["mode"])]
+        values = [rows.loc[rows["mode"] == m, metric].dropna().to_numpy(float) for m in order]
+        ax.boxplot(values, showfliers=False, widths=0.6, medianprops={"color": course_palette["prediction"]})
+        for i, v in enumerate(values, start=1):
+            ax.scatter(i + rng.uniform(-0.18, 0.18, v.size), v, s=9, color="0.35", alpha=0.6, zorder=3)
+            if v.size:
+                ax.scatter([i], [v.mean()], marker="D", s=30, color="white", edgecolors="black", zorder=4)
+        ax.set_xticks(range(1, len(order) + 1), order, rotation=40, ha="right", fontsize=8)
+        ax.set_title(model or metric, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_ylabel(metric)
+    return fig
+
+
+def plot_modality_heatmap(
+    df: pd.DataFrame, metric: str = "dice", by: str | Sequence[str] = ("dataset", "modality")
+) -> Figure:
+    """Mean ``metric`` per data source/modality (rows) × mode (columns), one panel per model, values written in."""
+    from utils.evaluate import per_modality
+
+    models = _models(df)
+    tables = [per_modality(df[df["model"] == m] if m else df, metric=metric, by=list(by)) for m in models]
+    n_rows = max(len(t) for t in tables)
+    fig, axes = plt.subplots(1, len(models), figsize=(6.5 * len(models), 1.0 + 0.38 * n_rows), squeeze=False,
+                             layout="constrained")  # fmt: skip
+    for ax, model, table in zip(axes[0], models, tables):
+        values = table.drop(columns="n_cases")
+        image = ax.imshow(values.to_numpy(float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        for (i, j), v in np.ndenumerate(values.to_numpy(float)):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
+        labels = [" · ".join(map(str, k if isinstance(k, tuple) else (k,))) + f" (n={n})"
+                  for k, n in zip(values.index, table["n_cases"])]  # fmt: skip
+        ax.set_yticks(range(len(values)), labels, fontsize=8)
+        ax.set_xticks(range(values.shape[1]), values.columns, rotation=40, ha="right", fontsize=8)
+        ax.set_title(f"{model} · mean {metric}" if model else f"mean {metric}", fontsize=10)
+    fig.colorbar(image, ax=axes[0, -1], shrink=0.8, label=metric)
+    return fig
+
+
+def plot_oracle_gap(df: pd.DataFrame, metric: str = "dice") -> Figure:
+    """Reported (IoU-head) vs oracle ``metric`` for every multimask row: dots below the diagonal are
+    cases where the IoU head picked a worse mask than the best of SAM's three."""
+    _check_metric(df, metric)
+    rows = df[df["choice"] == "iou_head"]
+    if rows.empty:
+        raise ValueError("No multimask rows (choice 'iou_head') in the table: evaluate a single-point mode.")
+    fig, ax = plt.subplots(figsize=(4.6, 4.4), layout="constrained")
+    markers = dict(zip(dict.fromkeys(rows["mode"]), "os^v"))
+    for (model, mode), part in rows.groupby(["model", "mode"], sort=False):
+        gap = (part[f"{metric}_oracle"] - part[metric]).mean()
+        ax.scatter(part[f"{metric}_oracle"], part[metric], s=22, alpha=0.75, marker=markers.get(mode, "o"),
+                   label=f"{model} · {mode} (mean gap {gap:.3f})")  # fmt: skip
+    ax.plot([0, 1], [0, 1], color="0.5", linestyle="--", linewidth=1)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(f"oracle {metric} (best of the 3 masks)")
+    ax.set_ylabel(f"{metric} of the IoU head's pick")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_failures(
+    df: pd.DataFrame,
+    cases: Sequence[Any],
+    n: int = 4,
+    mode: str = "box",
+    metric: str = "dice",
+    model: str | None = None,
+    zoom: bool = True,
+) -> Figure:
+    """The ``n`` worst cases of ``mode`` by ``metric``: image, ground-truth outline, the reported mask
+    and the prompt (box or points). ``zoom`` crops each view to the target, mask and prompt (plus a
+    margin, :func:`zoom_to`) so that small structures stay visible. Needs ``evaluate(..., keep_masks=True)``."""
+    if "mask" not in df.columns:
+        raise ValueError("The table has no masks: run evaluate(..., keep_masks=True) to draw a failure gallery.")
+    _check_metric(df, metric)
+    rows = df[df["mode"] == mode]
+    if model is not None:
+        rows = rows[rows["model"] == model]
+    if rows.empty:
+        raise ValueError(f"No rows for mode {mode!r}" + (f" and model {model!r}" if model else "") + ".")
+    worst = rows.nsmallest(int(n), metric)
+    by_name = {c.name: c for c in cases}
+    fig, axes = plt.subplots(1, len(worst), figsize=(3.2 * len(worst), 3.8), squeeze=False, layout="constrained")
+    for ax, (_, row) in zip(axes[0], worst.iterrows()):
+        case = by_name[row["case"]]
+        points = None
+        if row["prompt_points"] is not None:
+            points = (np.asarray(row["prompt_points"], float), np.asarray(row["prompt_labels"]))
+        show_case(case, ax=ax, pred=row["mask"], box=row["prompt_box"], points=points, legend=False,
+                  title=f"{row['case']}\n{row['model']} · {mode}", dice=row["dice"])  # fmt: skip
+        ax.title.set_fontsize(8)
+        if zoom:
+            zoom_to(ax, case.mask | row["mask"], row["prompt_box"], row["prompt_points"])
+    entries = ["ground_truth", "prediction", "box" if rows["prompt_box"].notna().any() else "positive"]
+    add_legend(fig, entries)
+    return fig

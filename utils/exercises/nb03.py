@@ -19,9 +19,10 @@ def _solve_dice_by_hand(pred, gt):
     hint="Dice = 2 |P ∩ G| / (|P| + |G|); np.logical_and gives the overlap, .sum() counts pixels",
 )
 def _check_dice_by_hand(answer, pred, gt):
+    from utils.metrics import dice
+
     pred, gt = np.asarray(pred, bool), np.asarray(gt, bool)
-    total = pred.sum() + gt.sum()
-    expected = 1.0 if total == 0 else 2.0 * np.logical_and(pred, gt).sum() / total
+    expected = dice(pred, gt)
     value = float(answer)
     return abs(value - expected) < 1e-6, f"Dice = {expected:.4f} (|P| = {pred.sum()}, |G| = {gt.sum()})"
 
@@ -84,7 +85,7 @@ def _solve_bootstrap_ci(values, n_boot=2000, seed=0):
     hint="rng.integers(0, n, size=(n_boot, n)) gives n_boot resamples of case indices; then np.quantile",
 )
 def _check_bootstrap_ci(answer, values, n_boot=2000, seed=0):
-    from utils.evaluate import bootstrap_ci
+    from utils.metrics import bootstrap_ci
 
     values = np.asarray(values, dtype=float)
     mean, low, high = bootstrap_ci(values, n_boot=20000, seed=12345)  # a precise reference

@@ -25,7 +25,7 @@ def _solve_next_box(mask, margin=3):
     hint="x is the column: mask.any(axis=0) marks the columns that hold the mask; clip to 0..W-1 and 0..H-1",
 )
 def _check_next_box(answer, mask, margin=3):
-    from utils.lessons.volumetric import next_box
+    from utils.prompts import next_box
 
     expected = next_box(mask, margin)
     value = np.asarray(answer, dtype=float).reshape(-1)
@@ -52,7 +52,7 @@ def _solve_volume_ml(gt, spacing, step=3):
     hint="one voxel is spacing[0] × spacing[1] × spacing[2] mm³, and 1 mL = 1000 mm³",
 )
 def _check_volume_ml(answer, gt, spacing, step=3):
-    from utils.lessons.volumetric import volume_ml
+    from utils.metrics import volume_ml
 
     fine = volume_ml(gt, spacing)
     thick = volume_ml(gt[::step], (spacing[0] * step, spacing[1], spacing[2]))

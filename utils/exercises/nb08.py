@@ -67,7 +67,7 @@ def _solve_box_iou(box, reference):
     hint="the overlap is a box too: the larger of the two x0 and y0, the smaller of the two x1 and y1",
 )
 def _check_box_iou(answer, box, reference):
-    from utils.lessons.autoprompt import box_iou
+    from utils.prompts import box_iou
 
     expected = box_iou(box, reference)
     value = float(answer)

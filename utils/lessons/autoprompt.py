@@ -18,8 +18,8 @@ that person with another method; the simplest one is classical image processing.
 survives the recipe. :func:`compare_prompts` runs the whole pipeline on cases with one encoder call
 each and scores three masks against the ground truth: the classical mask itself, the model's mask
 from the automatic box, and the model's mask from the ground-truth box (what a careful annotator
-would give: the reference an automatic prompt is measured against). :func:`box_iou` says how close
-the automatic box came to the annotator's; :func:`plot_pipeline` draws classical mask → box → mask.
+would give: the reference an automatic prompt is measured against). :func:`utils.prompts.box_iou` says how
+close the automatic box came to the annotator's; :func:`plot_pipeline` draws classical mask → box → mask.
 
 When does it work? When the target is the largest region of one intensity class away from the
 border: a pigmented skin lesion, a hypoechoic breast lesion, the brain on a skull-stripped scan.
@@ -38,15 +38,14 @@ import pandas as pd
 from scipy import ndimage
 
 from utils import metrics
+from utils.checks import finite_number, whole_number
 from utils.images import to_mask, to_rgb_uint8
-from utils.prompts import box_from_mask, check_box
+from utils.prompts import box_from_mask, box_iou, next_box
 
 __all__ = [
     "POLARITIES",
     "SOURCES",
     "auto_box",
-    "benchmark_cases",
-    "box_iou",
     "coarse_mask",
     "compare_prompts",
     "grey_levels",
@@ -55,8 +54,9 @@ __all__ = [
 
 POLARITIES = ("bright", "dark")
 
-#: Where the recipe is tried, and with which polarity: (data source, target, polarity). MedSegBench sets
-#: run in full mode only; the CT liver lesion is there on purpose, as a case the recipe cannot solve.
+#: Where the recipe is tried, and with which polarity: (data source, target, polarity); the cases themselves
+#: come from utils.cases.autoprompt_cases. MedSegBench sets run in full mode only; the CT liver lesion is
+#: there on purpose, as a case the recipe cannot solve.
 SOURCES: tuple[tuple[str, str, str], ...] = (
     ("MedSegBench isic2016 (full mode)", "pigmented skin lesion, darker than the skin", "dark"),
     ("MedSegBench busi (full mode)", "breast lesion, darker (hypoechoic) than the tissue", "dark"),
@@ -75,18 +75,10 @@ def _check_polarity(polarity: Any) -> str:
     return polarity
 
 
-def _check_nonnegative(value: Any, name: str, integer: bool = False) -> float:
-    kind = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value) or value < 0:
-        what = "a non-negative integer" if integer else "a non-negative number"
-        raise ValueError(f"{name} must be {what}; got {value!r}.")
-    return value
-
-
 def grey_levels(image: np.ndarray, sigma: float = 2.0) -> np.ndarray:
     """Step 1 of the recipe: float grey levels (mean of the RGB channels), smoothed by a Gaussian of ``sigma``
     pixels (0: no smoothing). ``image``: (H, W) or (H, W, 3) uint8, or an (H, W) float grey image."""
-    sigma = _check_nonnegative(sigma, "sigma")
+    sigma = finite_number(sigma, "sigma", minimum=0)
     array = np.asarray(image)
     if array.ndim == 2 and np.issubdtype(array.dtype, np.floating):
         if not np.all(np.isfinite(array)):
@@ -112,7 +104,7 @@ def coarse_mask(
     from skimage.filters import threshold_otsu
 
     polarity = _check_polarity(polarity)
-    opening = int(_check_nonnegative(opening, "opening", integer=True))
+    opening = whole_number(opening, "opening")
     grey = grey_levels(image, sigma)
     if grey.max() == grey.min():  # Otsu needs two grey levels
         return np.zeros(grey.shape, dtype=bool)
@@ -135,71 +127,11 @@ def coarse_mask(
 
 def auto_box(image: np.ndarray, polarity: str = "bright", margin: int = 0, **coarse: Any) -> np.ndarray | None:
     """The box of :func:`coarse_mask` (``coarse`` are its options), grown by ``margin`` pixels and clipped
-    to the image; ``None`` when the coarse mask is empty (no automatic prompt for this image)."""
-    margin = int(_check_nonnegative(margin, "margin", integer=True))
+    to the image (:func:`utils.prompts.next_box`); ``None`` when the coarse mask is empty (no automatic
+    prompt for this image)."""
+    margin = whole_number(margin, "margin")
     mask = coarse_mask(image, polarity, **coarse)
-    if not mask.any():
-        return None
-    height, width = mask.shape
-    box = box_from_mask(mask) + np.array([-margin, -margin, margin, margin], dtype=float)
-    return np.clip(box, 0, [width - 1, height - 1, width - 1, height - 1])
-
-
-def box_iou(box: Any, reference: Any) -> float:
-    """IoU of two boxes ``[x0, y0, x1, y1]`` holding inclusive pixel indices (``box_from_mask``'s convention):
-    a box covers ``(x1 - x0 + 1) * (y1 - y0 + 1)`` pixels, so a one-pixel box has area 1."""
-    a, b = check_box(box), check_box(reference, name="reference")
-    width = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    height = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    overlap = max(width, 0.0) * max(height, 0.0)
-    area_a = (a[2] - a[0] + 1) * (a[3] - a[1] + 1)
-    area_b = (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-    return float(overlap / (area_a + area_b - overlap))
-
-
-def benchmark_cases(mode: str, n_per_source: int | None = None, seed: int = 0) -> tuple[list[Any], list[str]]:
-    """The cases notebook 08 runs the recipe on, and each case's polarity (see :data:`SOURCES`).
-
-    - ``offline``: ``n_per_source`` (default 2) axial slices of the Colin27 brain (skipped without
-      mricron-data) and of the MNI152 brain, and as many dermoscopy, ultrasound and CT phantoms;
-    - ``full``: the offline set plus ``n_per_source`` (default 10) test images of MedSegBench isic2016
-      and busi (a set that cannot be downloaded is skipped with a warning);
-    - ``smoke``: one brain slice and one dermoscopy, ultrasound and CT phantom.
-    """
-    import warnings
-
-    from utils import datasets, phantoms
-
-    if mode not in ("full", "offline", "smoke"):
-        raise ValueError(f"mode must be 'full', 'offline' or 'smoke' (run.mode); got {mode!r}.")
-    default = {"full": 10, "offline": 2, "smoke": 1}[mode]
-    n = default if n_per_source is None else n_per_source
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n_per_source must be a positive integer (or None for the mode's default); got {n!r}.")
-    cases: list[Any] = []
-    polarities: list[str] = []
-
-    def add(new: list[Any], polarity: str) -> None:
-        cases.extend(new)
-        polarities.extend([polarity] * len(new))
-
-    if mode == "full":
-        for flag in ("isic2016", "busi"):
-            try:
-                add(datasets.medsegbench(flag, split="test", n=n, seed=seed), "dark")
-            except (OSError, ValueError) as problem:  # a failed download must not sink the other sets
-                warnings.warn(f"MedSegBench {flag} skipped: {problem}", stacklevel=2)
-        n = 2 if n_per_source is None else n  # the offline part keeps its own size
-    n_brain = 1 if mode == "smoke" else n
-    try:
-        add(datasets.colin27_cases(("brain",), n_slices=n_brain), "bright")
-    except FileNotFoundError:  # no mricron-data: nilearn's MNI152 is always there
-        pass
-    if mode != "smoke" or not cases:
-        add(datasets.mni152_cases(("brain",), n_slices=n_brain), "bright")
-    for style in ("dermoscopy", "ultrasound", "ct"):
-        add([phantoms.make_phantom(style, seed=seed + i) for i in range(n)], "dark")
-    return cases, polarities
+    return next_box(mask, margin) if mask.any() else None
 
 
 def _predict(predictor: Any, box: np.ndarray) -> np.ndarray:
@@ -228,17 +160,17 @@ def compare_prompts(
     ``polarity`` is one value for all cases or one per case; ``margin`` and ``coarse`` go to
     :func:`auto_box`. Each image is encoded once (``set_image``) and decoded twice. Columns:
 
-    - ``case, dataset`` (:func:`utils.evaluate.case_dataset`), ``modality, source, polarity``;
+    - ``case, dataset`` (:func:`utils.cases.case_dataset`), ``modality, source, polarity``;
     - ``found``: did the recipe give a box;
     - ``dice_classical, dice_auto_box, dice_gt_box``: Dice of the classical mask, of the model's mask
       from the automatic box (0 without one) and from the ground-truth box;
-    - ``box_iou``: :func:`box_iou` of the automatic and the ground-truth box (0 without one);
+    - ``box_iou``: :func:`utils.prompts.box_iou` of the automatic and the ground-truth box (0 without one);
     - ``auto_box, gt_box`` (lists), and with ``keep_masks=True`` ``classical_mask, auto_mask,
       gt_box_mask`` for :func:`plot_pipeline`.
     """
     from tqdm.auto import tqdm
 
-    from utils.evaluate import case_dataset
+    from utils.cases import case_dataset
 
     cases = list(cases)
     if not cases:

@@ -38,7 +38,8 @@ import pandas as pd
 import torch
 
 from utils import peft
-from utils.evaluate import _zoom_to, bootstrap_ci
+from utils.checks import whole_number
+from utils.metrics import bootstrap_ci
 from utils.models import load_sam
 from utils.training import TrainResult, train
 
@@ -164,17 +165,11 @@ SPLITS: dict[str, Callable[[int, int, int], Split]] = {
 }
 
 
-def _check_count(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a whole number >= 1; got {value!r}.")
-    return int(value)
-
-
 def make_split(name: str, n_train: int = 8, n_test: int = 5, seed: int = 0) -> Split:
     """Build the split ``name`` (a :data:`SPLITS` key) with up to ``n_train`` / ``n_test`` cases."""
     if name not in SPLITS:
         raise ValueError(f"Unknown split {name!r}; choose one of {', '.join(SPLITS)}.")
-    return SPLITS[name](_check_count(n_train, "n_train"), _check_count(n_test, "n_test"), seed)
+    return SPLITS[name](whole_number(n_train, "n_train", minimum=1), whole_number(n_test, "n_test", minimum=1), seed)
 
 
 def _learning_rate(lr: float | Mapping[str, float], strategy: str) -> float:
@@ -300,10 +295,10 @@ def strategy_parameters(model: str, strategies: Sequence[str] = tuple(peft.STRAT
     """
     import torch
 
-    from utils.models import _spec
+    from utils.models import model_spec
 
     strategies = _check_strategies(strategies)
-    meta = _spec(model).url is not None
+    meta = model_spec(model).url is not None
     rows = {}
     for strategy in strategies:
         with torch.device("meta") if meta else contextlib.nullcontext():
@@ -403,7 +398,7 @@ def plot_gallery(cases: Sequence[Any], masks: Mapping[str, Sequence[np.ndarray]]
     import matplotlib.pyplot as plt
 
     from utils.metrics import dice
-    from utils.viz import show_mask
+    from utils.viz import show_mask, zoom_to
 
     columns = list(masks)
     fig, axes = plt.subplots(
@@ -417,7 +412,7 @@ def plot_gallery(cases: Sequence[Any], masks: Mapping[str, Sequence[np.ndarray]]
             ax.contour(case.mask, levels=[0.5], colors="gold", linewidths=0.8)
             ax.set_title(f"{label}\nDice {dice(masks[label][row], case.mask):.2f}", fontsize=8)
             ax.set(xticks=[], yticks=[])
-            _zoom_to(ax, np.asarray(case.mask, dtype=bool), None, None, margin=0.6, minimum=48)
+            zoom_to(ax, np.asarray(case.mask, dtype=bool), margin=0.6, minimum=48)
     return fig
 
 
@@ -425,9 +420,9 @@ def architecture(model: str) -> Any:
     """``model``'s architecture without pretrained weights, for counting (meta device if it downloads)."""
     import torch
 
-    from utils.models import _spec
+    from utils.models import model_spec
 
-    spec = _spec(model)
+    spec = model_spec(model)
     with torch.device("meta") if spec.url is not None else contextlib.nullcontext():
         return spec.builder(None)
 

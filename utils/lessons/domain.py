@@ -179,26 +179,37 @@ class MedicalSet:
     sources: list[str] = field(default_factory=list)
 
 
-def medical_set(mode: str, n_per_group: int, seed: int = 0, size: int = 224) -> MedicalSet:
-    """The medical side of the domain-gap study for run mode ``mode``.
+def medical_set(
+    mode: str,
+    n_real: int,
+    n_phantoms: int,
+    styles: Sequence[str] | None = None,
+    seed: int = 0,
+    size: int = 224,
+) -> MedicalSet:
+    """The medical side of the domain-gap study: ``mode`` (``run.mode``) picks the data, the sizes are arguments.
 
-    - ``full``: ``n_per_group`` test images of each MedMNIST+ set in :data:`MEDMNIST_FLAGS` at 224 px
+    - ``full``: ``n_real`` test images of each MedMNIST+ set in :data:`MEDMNIST_FLAGS` at 224 px
       (downloaded once, MD5-checked); one probe task per set on its own diagnostic labels, over the
       classes with at least two of the drawn images. A set that cannot be loaded is skipped with a warning.
-    - ``offline`` / ``smoke``: MedMNIST+ cannot be downloaded, so real MRI slices (Colin27 / MNI152,
-      up to ``n_per_group``; one in smoke) and ``n_per_group`` phantoms of each style (two styles in
-      smoke) stand in; the probe task is the phantom *style* — an easy task that checks the
-      mechanics, not a diagnosis.
-    Phantoms are added in every mode (``max(2, n_per_group // 25)`` per style in full mode).
+    - ``offline`` / ``smoke``: MedMNIST+ cannot be downloaded, so up to ``n_real`` real MRI slices
+      (offline: one per structure of :func:`utils.datasets.offline_cases`; smoke: a Colin27 thalamus
+      slice, quick to load) and the phantoms stand in; the probe task is the phantom *style* — an easy
+      task that checks the mechanics, not a diagnosis (so it needs ``n_phantoms >= 2``).
+    Every mode adds ``n_phantoms`` phantoms of each style in ``styles`` (None: every phantom style).
     """
     from utils import datasets, phantoms
 
     if mode not in ("full", "offline", "smoke"):
         raise ValueError(f"mode must be 'full', 'offline' or 'smoke' (run.mode); got {mode!r}.")
-    if isinstance(n_per_group, bool) or not isinstance(n_per_group, (int, np.integer)) or n_per_group < 2:
-        raise ValueError(
-            f"n_per_group must be an integer >= 2 (the probe needs 2 images per class); got {n_per_group!r}."
-        )
+    least = {"n_real": 1, "n_phantoms": 0 if mode == "full" else 2}  # the style probe needs 2 images per class
+    for name, value in (("n_real", n_real), ("n_phantoms", n_phantoms)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least[name]:
+            raise ValueError(f"{name} must be an integer >= {least[name]} in {mode} mode; got {value!r}.")
+    styles = tuple(phantoms.STYLES if styles is None else styles)
+    unknown = [s for s in styles if s not in phantoms.STYLES]
+    if unknown or not styles:
+        raise ValueError(f"styles must be some of {', '.join(phantoms.STYLES)} (None: all); got {list(styles)}.")
     images: list[np.ndarray] = []
     groups: list[str] = []
     sources: list[str] = []
@@ -206,7 +217,7 @@ def medical_set(mode: str, n_per_group: int, seed: int = 0, size: int = 224) -> 
     if mode == "full":
         for flag, modality in MEDMNIST_FLAGS.items():
             try:
-                batch, labels, info = datasets.medmnist_images(flag, "test", size=224, n=n_per_group, seed=seed)
+                batch, labels, info = datasets.medmnist_images(flag, "test", size=224, n=n_real, seed=seed)
             except (OSError, ValueError, RuntimeError) as problem:  # one failed download must not sink the others
                 warnings.warn(f"MedMNIST {flag} skipped: {problem}", stacklevel=2)
                 continue
@@ -220,16 +231,12 @@ def medical_set(mode: str, n_per_group: int, seed: int = 0, size: int = 224) -> 
                 kept = np.isin(labels, probed)
                 task = f"{flag}: {' / '.join(info['label_names'][k] for k in probed)[:70]}"
                 tasks[task] = (np.arange(start, len(images))[kept], labels[kept])
-        n_phantoms, styles = max(2, n_per_group // 25), phantoms.STYLES
         note = "MedMNIST+ test images (224 px) and phantoms; probes read each MedMNIST set's own labels."
     else:
-        n_phantoms = n_per_group
-        styles = phantoms.STYLES if mode == "offline" else ("ultrasound", "fundus")
         try:  # smoke: one Colin27 slice (loads in under a second; MNI152's derived masks take seconds)
             real = datasets.colin27_cases(("thalamus",), n_slices=1) if mode == "smoke" else datasets.offline_cases(1)
         except FileNotFoundError:  # no mricron-data: nilearn's MNI152 is always there
             real = datasets.mni152_cases(("brain", "ventricles"), n_slices=2)
-        n_real = 1 if mode == "smoke" else n_per_group
         real = real[:: max(1, len(real) // n_real)][:n_real]
         images += [square_resize(case.image, size) for case in real]
         groups += ["real MRI (Colin27/MNI152)"] * len(real)

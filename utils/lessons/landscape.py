@@ -114,7 +114,7 @@ METHODS: tuple[Method, ...] = (
         sources=(("authors' per-task table", "https://github.com/mazurowski-lab/segment-anything-medical-evaluation"),),
         addresses=("unknown_accuracy",),
         notebooks=("03_zero_shot_medical",),
-        functions=("utils.evaluate.evaluate", "utils.evaluate.published_comparison", "utils.evaluate.summarize"),
+        functions=("utils.evaluate.evaluate", "utils.published.published_comparison", "utils.evaluate.summarize"),
         in_course="implemented: the same protocol on the course's data, published numbers beside ours",
     ),
     Method(
@@ -272,7 +272,7 @@ METHODS: tuple[Method, ...] = (
         functions=(
             "utils.lessons.volumetric.propagate",
             "utils.lessons.volumetric.slicewise_upper_bound",
-            "utils.lessons.volumetric.dice_3d",
+            "utils.metrics.dice",
         ),
         in_course="partly: slice-by-slice box propagation with a stop rule, scored in 3-D; no 3-D adapters",
     ),
@@ -425,8 +425,10 @@ def resolve(name: str) -> Any:
 
 def _module_file(name: str) -> str:
     """Path of a dotted function name's module source, relative to ``notebooks/`` (``../utils/peft.py``)."""
-    module = name.rsplit(".", 1)[0]  # the table names module-level functions and classes
-    return "../" + module.replace(".", "/") + ".py"
+    from utils.machine import repo_root
+
+    module = name.rsplit(".", 1)[0].replace(".", "/")  # the table names module-level functions and classes
+    return "../" + (f"{module}/__init__.py" if (repo_root() / module).is_dir() else f"{module}.py")
 
 
 def _notebook_link(stem: str) -> str:

@@ -31,7 +31,6 @@ import pandas as pd
 __all__ = [
     "SWEEPS",
     "TAXONOMY",
-    "VALUES_PER_MODE",
     "Sweep",
     "curves",
     "describe_sweeps",
@@ -139,20 +138,17 @@ SWEEPS: dict[str, Sweep] = {
 }  # fmt: skip
 
 
-#: How many values of each axis a run's budget sweeps (both ends always; ``None``: all of them).
-VALUES_PER_MODE: dict[str, int | None] = {"full": None, "offline": 4, "smoke": 2}
-
-
-def pick_values(factor: str, budget: str) -> tuple[Any, ...]:
-    """The values a run's budget (``run.size``) sweeps: all of them at ``full``; at ``offline`` (4) and
-    ``smoke`` (2) both ends of the axis and evenly spaced values between them, to fit the time budget."""
+def pick_values(factor: str, n_values: int | None) -> tuple[Any, ...]:
+    """``n_values`` values of ``factor``'s axis to sweep: both ends and evenly spaced values between them
+    (all of them when ``n_values`` is None or not smaller than the axis). A notebook passes its budget,
+    e.g. ``pick_values(factor, run.budget(full=None, offline=4, smoke=2))``."""
     spec = _spec(factor)
-    if budget not in VALUES_PER_MODE:
-        raise ValueError(f"budget must be 'full', 'offline' or 'smoke' (run.size); got {budget!r}.")
-    keep = VALUES_PER_MODE[budget]
-    if keep is None or keep >= len(spec.values):
+    whole = isinstance(n_values, (int, np.integer)) and not isinstance(n_values, bool)
+    if n_values is not None and not (whole and n_values >= 2):
+        raise ValueError(f"n_values must be a whole number >= 2 (the axis's two ends) or None (all); got {n_values!r}.")
+    if n_values is None or n_values >= len(spec.values):
         return spec.values
-    index = np.round(np.linspace(0, len(spec.values) - 1, keep)).astype(int)
+    index = np.round(np.linspace(0, len(spec.values) - 1, n_values)).astype(int)
     return tuple(spec.values[i] for i in index)
 
 

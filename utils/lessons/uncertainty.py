@@ -25,7 +25,7 @@ and a summary: :func:`auroc` of the uncertainty as a detector of misclassified p
 than chance, 1: every error is more uncertain than every correct pixel) and the error rate among the
 most uncertain pixels against the rest. Most of an image is background far from the object, where
 the model is both sure and right; counting those pixels inflates any score, so pass ``region`` (e.g.
-:func:`box_region`, the prompt box grown by a margin) to ask the question where it is hard.
+:func:`utils.prompts.box_region`, the prompt box grown by a margin) to ask the question where it is hard.
 
 Figures: :func:`plot_uncertainty_maps` (image, error map and uncertainty maps side by side) and
 :func:`plot_error_vs_uncertainty` (error rate per uncertainty bin).
@@ -42,18 +42,15 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from utils.images import to_mask, to_rgb_uint8
-from utils.prompts import check_box, jitter_box
+from utils.prompts import FLIPS, box_region, check_box, flip_box, jitter_box
 
 __all__ = [
-    "FLIPS",
     "MEASURES",
     "TTAResult",
     "auroc",
     "binary_entropy",
-    "box_region",
     "error_vs_uncertainty",
     "flip_array",
-    "flip_box",
     "foreground_probability",
     "logit_entropy",
     "multimask_disagreement",
@@ -62,9 +59,6 @@ __all__ = [
     "tta_uncertainty",
 ]
 
-#: Mirrorings of a 2-D image: "horizontal" swaps left and right (columns), "vertical" top and bottom
-#: (rows), "both" is a 180° rotation. Each is its own inverse.
-FLIPS: tuple[str, ...] = ("none", "horizontal", "vertical", "both")
 #: Pixel-wise uncertainty measures over K answers.
 MEASURES: tuple[str, ...] = ("entropy", "variance")
 
@@ -181,7 +175,7 @@ def _check_flip(flip: str) -> str:
 
 
 def flip_array(array: ArrayLike, flip: str) -> np.ndarray:
-    """An image ``(H, W[, C])`` or mask ``(H, W)`` mirrored by ``flip`` (see :data:`FLIPS`).
+    """An image ``(H, W[, C])`` or mask ``(H, W)`` mirrored by ``flip`` (see :data:`utils.prompts.FLIPS`).
 
     Every flip is its own inverse: flipping a prediction made on a flipped image with the same
     ``flip`` maps it back to the original frame.
@@ -195,43 +189,6 @@ def flip_array(array: ArrayLike, flip: str) -> np.ndarray:
     if flip in ("vertical", "both"):
         array = array[::-1]
     return np.ascontiguousarray(array)
-
-
-def _image_size(image_shape: Sequence[int]) -> tuple[int, int]:
-    shape = tuple(int(s) for s in image_shape)
-    if len(shape) < 2 or shape[0] < 1 or shape[1] < 1:
-        raise ValueError(f"image_shape must be (H, W) or (H, W, C) with positive sides; got {image_shape!r}.")
-    return shape[0], shape[1]
-
-
-def flip_box(box: ArrayLike, image_shape: Sequence[int], flip: str) -> np.ndarray:
-    """The box ``[x0, y0, x1, y1]`` (pixel indices) that covers the same pixels in the flipped image.
-
-    A horizontal flip sends column ``x`` to ``W - 1 - x``, so ``[x0, x1]`` becomes
-    ``[W - 1 - x1, W - 1 - x0]`` (the corners swap to keep ``x0 <= x1``); a vertical flip does the same
-    to the rows with ``H``.
-    """
-    flip = _check_flip(flip)
-    height, width = _image_size(image_shape)
-    x0, y0, x1, y1 = check_box(box, (height, width))
-    if flip in ("horizontal", "both"):
-        x0, x1 = width - 1 - x1, width - 1 - x0
-    if flip in ("vertical", "both"):
-        y0, y1 = height - 1 - y1, height - 1 - y0
-    return np.clip(np.array([x0, y0, x1, y1], dtype=float), 0, [width, height, width, height])
-
-
-def box_region(box: ArrayLike, image_shape: Sequence[int], margin: int = 0) -> np.ndarray:
-    """A bool ``(H, W)`` mask of the pixels inside ``box`` grown by ``margin`` pixels on every side."""
-    height, width = _image_size(image_shape)
-    x0, y0, x1, y1 = check_box(box, (height, width))
-    if isinstance(margin, bool) or not isinstance(margin, (int, np.integer)) or margin < 0:
-        raise ValueError(f"margin must be a whole number of pixels >= 0; got {margin!r}.")
-    region = np.zeros((height, width), dtype=bool)
-    rows = slice(max(0, int(np.floor(y0)) - margin), min(height, int(np.ceil(y1)) + 1 + margin))
-    cols = slice(max(0, int(np.floor(x0)) - margin), min(width, int(np.ceil(x1)) + 1 + margin))
-    region[rows, cols] = True
-    return region
 
 
 @dataclass
@@ -291,7 +248,7 @@ def tta_uncertainty(
     """Test-time augmentation of one box prompt: segment mirrored images and moved boxes, map every
     answer back to the original frame and measure where they disagree.
 
-    Views: the original image plus each of ``flips`` (see :data:`FLIPS`; ``"none"`` is always
+    Views: the original image plus each of ``flips`` (see :data:`utils.prompts.FLIPS`; ``"none"`` is always
     included). On every view the model answers the box as given and ``n_jitter`` jittered copies of
     it (:func:`utils.prompts.jitter_box` with ``jitter``; the same copies on every view, drawn from ``rng``), so
     there are ``(1 + len(flips)) * (1 + n_jitter)`` answers. Each view is a new image for the encoder:
@@ -398,7 +355,9 @@ def _pixels(uncertainty: ArrayLike, pred: ArrayLike, gt: ArrayLike, region: Arra
     if region is not None:
         (region,) = _check_same_shape(values, (f"region{where}", region))
         if not region.any():
-            raise ValueError(f"region{where} selects no pixel; grow it (e.g. box_region(box, shape, margin=10)).")
+            raise ValueError(
+                f"region{where} selects no pixel; grow it (e.g. utils.prompts.box_region(box, shape, margin=10))."
+            )
         values, pred, gt = values[region], pred[region], gt[region]
     return values.reshape(-1), (pred != gt).reshape(-1)
 

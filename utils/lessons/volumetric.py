@@ -39,11 +39,8 @@ A box-prompted model almost always returns *something* inside a box, so ``vanish
 real scans: past the end of a structure the model tends to segment whatever tissue the box holds,
 and only the jump rules (or the budget) end the walk. That is the weak point of propagation.
 
-3-D metrics (:func:`dice_3d`, :func:`hd95_3d`) follow :mod:`utils.metrics` exactly, one dimension up:
-the boundary is ``mask & ~binary_erosion(mask)`` with the 6-connected cross (voxels outside the
-volume count as background, as in MONAI's ``get_mask_edges``), distances are Euclidean in mm with
-``spacing``, and the empty-mask conventions are the same (both empty: Dice 1, HD95 0; one empty:
-Dice 0, HD95 = the volume's diagonal in mm).
+:func:`score` and :func:`report` measure in 3-D with :mod:`utils.metrics` (Dice and HD95 over the whole
+volume, with the voxel spacing in mm; the volume in mL; :func:`utils.metrics.slice_dice_profile` per slice).
 """
 
 from __future__ import annotations
@@ -58,8 +55,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from scipy import ndimage
 
+from utils import metrics
+from utils.checks import whole_number
 from utils.images import rescale_to_uint8
-from utils.prompts import box_from_mask
+from utils.prompts import next_box
 
 if TYPE_CHECKING:  # only for the annotation: datasets is imported where it is used
     from utils.datasets import Case
@@ -70,21 +69,15 @@ __all__ = [
     "StopRule",
     "Structure",
     "VolumeResult",
-    "boundary_3d",
     "crop_slab",
-    "dice_3d",
-    "hd95_3d",
     "load_structure",
-    "next_box",
     "normalise_slices",
     "orthogonal_views",
     "plot_slice_profile",
     "propagate",
     "report",
     "score",
-    "slice_dice_profile",
     "slicewise_upper_bound",
-    "volume_ml",
     "walk_gallery",
 ]
 
@@ -140,10 +133,6 @@ def _check_spacing_3d(spacing: Sequence[float]) -> tuple[float, float, float]:
             "utils.datasets.colin27_volume returns it as its third value."
         )
     return float(values[0]), float(values[1]), float(values[2])
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
 
 
 def _check_slice(index: Any, n_slices: int, name: str = "start_slice") -> int:
@@ -246,8 +235,7 @@ class StopRule:
     max_slices: int | None = None
 
     def __post_init__(self) -> None:
-        if not _is_count(self.min_area) or self.min_area < 1:
-            raise ValueError(f"min_area must be a positive number of pixels; got {self.min_area!r}.")
+        whole_number(self.min_area, "min_area", minimum=1, hint="pixels")
         if self.min_score is not None and not 0.0 <= float(self.min_score) <= 1.0:
             raise ValueError(f"min_score must be in [0, 1] (the model's IoU estimate) or None; got {self.min_score!r}.")
         if self.max_area_ratio is not None and not float(self.max_area_ratio) > 1.0:
@@ -256,8 +244,8 @@ class StopRule:
             )
         if self.min_overlap is not None and not 0.0 <= float(self.min_overlap) <= 1.0:
             raise ValueError(f"min_overlap must be a Dice in [0, 1] or None; got {self.min_overlap!r}.")
-        if self.max_slices is not None and not _is_count(self.max_slices):
-            raise ValueError(f"max_slices must be a whole number >= 0 or None; got {self.max_slices!r}.")
+        if self.max_slices is not None:
+            whole_number(self.max_slices, "max_slices", hint="or None: no limit")
 
     def check(self, mask: np.ndarray, previous: np.ndarray, score: float | None = None) -> str | None:
         """The reason to stop at a slice whose mask is ``mask`` (after ``previous``), or None to go on."""
@@ -270,7 +258,7 @@ class StopRule:
         if self.max_area_ratio is not None and previous_area > 0:
             if max(area, previous_area) / min(area, previous_area) > self.max_area_ratio:
                 return "area_jump"
-        if self.min_overlap is not None and _dice(mask, previous) < self.min_overlap:
+        if self.min_overlap is not None and metrics.dice(mask, previous) < self.min_overlap:
             return "overlap_jump"
         return None
 
@@ -308,22 +296,6 @@ class VolumeResult:
         return ", ".join(f"{direction}: {reason}" for direction, reason in self.stopped.items())
 
 
-def next_box(mask: np.ndarray, margin: float = 0.0) -> np.ndarray:
-    """The box for the next slice: the tight box of ``mask`` grown by ``margin`` pixels, clipped to the image.
-
-    ``[x0, y0, x1, y1]`` as :func:`utils.prompts.box_from_mask` returns it (inclusive pixel indices), then
-    ``x0 - margin, y0 - margin, x1 + margin, y1 + margin`` clipped to ``0..W-1`` and ``0..H-1``. A margin
-    lets a structure that grows from one slice to the next still fit in the box.
-    """
-    margin = float(margin)
-    if not np.isfinite(margin) or margin < 0:
-        raise ValueError(f"margin must be a number of pixels >= 0; got {margin!r}.")
-    box = box_from_mask(mask)
-    height, width = np.asarray(mask).shape[:2]
-    grown = box + np.array([-margin, -margin, margin, margin])
-    return np.clip(grown, 0, [width - 1, height - 1, width - 1, height - 1])
-
-
 def _predict_box(predictor: Any, image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, float]:
     predictor.set_image(image)
     masks, scores, _ = predictor.predict(box=box, multimask_output=False)
@@ -349,7 +321,7 @@ def propagate(
 ) -> VolumeResult:
     """Segment a volume from one box: predict on ``start_slice``, then walk slice by slice both ways.
 
-    On each next slice the box is :func:`next_box` of the previous slice's mask (grown by ``box_margin``
+    On each next slice the box is :func:`utils.prompts.next_box` of the previous slice's mask (grown by ``box_margin``
     pixels); the model predicts one mask (``multimask_output=False``); :meth:`StopRule.check` decides
     whether to keep it and go on or to stop that direction (the offending mask is discarded).
     ``limits=(first, last)`` keeps the walk inside those slices (inclusive), as when a user marks where
@@ -414,7 +386,7 @@ def propagate(
                         "slice": k,
                         "area": int(np.count_nonzero(candidate)),
                         "previous_area": int(np.count_nonzero(previous)),
-                        "overlap": _dice(candidate, previous),
+                        "overlap": metrics.dice(candidate, previous),
                         "score": score,
                     }
                     break
@@ -435,7 +407,7 @@ def slicewise_upper_bound(
     """The best case for box prompts: on every slice that holds ``mask``, a box from that slice's ground truth.
 
     Slices without the structure get an empty prediction (an oracle also knows where the structure
-    starts and ends). ``box_margin`` grows each box as :func:`next_box` does (0: the tight box). One
+    starts and ends). ``box_margin`` grows each box as :func:`utils.prompts.next_box` does (0: the tight box). One
     encoder call per slice with the structure (shared with :func:`propagate` through a
     :class:`utils.models.CachedPredictor`).
     """
@@ -499,93 +471,15 @@ def normalise_slices(
     return np.stack(slices)
 
 
-# ------------------------------------------------------------------------------------------ 3-D metrics
-
-
-def _dice(pred: np.ndarray, gt: np.ndarray) -> float:
-    total = int(np.count_nonzero(pred)) + int(np.count_nonzero(gt))
-    return 1.0 if total == 0 else 2.0 * int(np.count_nonzero(pred & gt)) / total
-
-
-def _check_pair_3d(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pred = _check_mask_volume(pred, name="pred")
-    gt = _check_mask_volume(gt, name="gt")
-    if pred.shape != gt.shape:
-        raise ValueError(f"pred has shape {pred.shape} but gt has shape {gt.shape}; they must match voxel for voxel.")
-    return pred, gt
-
-
-def dice_3d(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Dice ``2|P ∩ G| / (|P| + |G|)`` over all voxels of two (S, H, W) masks. Both empty: 1.0; one empty: 0.0.
-
-    Not the mean of per-slice Dice: big slices weigh more, and a slice predicted where there is no
-    structure costs voxels instead of counting as one bad slice.
-    """
-    pred, gt = _check_pair_3d(pred, gt)
-    return _dice(pred, gt)
-
-
-def boundary_3d(mask: np.ndarray) -> np.ndarray:
-    """Surface voxels of a 3-D mask: foreground voxels with a 6-connected background neighbour.
-
-    Voxels outside the volume count as background (as in :func:`utils.metrics.boundary` and MONAI).
-    """
-    mask = _check_mask_volume(mask)
-    # binary_erosion's default structure in 3-D is the 6-connected cross; border_value=0.
-    return mask & ~ndimage.binary_erosion(mask)
-
-
-def hd95_3d(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> float:
-    """Symmetric 95th-percentile Hausdorff distance between two 3-D surfaces, in mm.
-
-    As :func:`utils.metrics.hd95` one dimension up: ``max(p95(d(surface(pred) -> surface(gt))),
-    p95(d(surface(gt) -> surface(pred))))`` with Euclidean distances scaled by ``spacing`` (slice, row,
-    col) in mm, the same as MONAI's ``compute_hausdorff_distance(..., percentile=95, spacing=spacing)``.
-    Both empty: 0.0. Exactly one empty: the volume's diagonal in mm (a finite worst case).
-    """
-    pred, gt = _check_pair_3d(pred, gt)
-    spacing = _check_spacing_3d(spacing)
-    if not pred.any() and not gt.any():
-        return 0.0
-    if not pred.any() or not gt.any():
-        return float(np.sqrt(sum((n * s) ** 2 for n, s in zip(pred.shape, spacing))))
-    # Work inside the union's bounding box grown by one voxel (clipped to the volume): surfaces and
-    # distances are unchanged, and the distance transforms run on a small block instead of the volume.
-    union = pred | gt
-    window = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        present = np.flatnonzero(union.any(axis=other))
-        window.append(slice(max(present[0] - 1, 0), min(present[-1] + 2, union.shape[axis])))
-    pred, gt = pred[tuple(window)], gt[tuple(window)]
-    surface_pred, surface_gt = boundary_3d(pred), boundary_3d(gt)
-    to_gt = ndimage.distance_transform_edt(~surface_gt, sampling=spacing)[surface_pred]
-    to_pred = ndimage.distance_transform_edt(~surface_pred, sampling=spacing)[surface_gt]
-    return float(max(np.percentile(to_gt, 95), np.percentile(to_pred, 95)))
-
-
-def volume_ml(mask: np.ndarray, spacing: Sequence[float]) -> float:
-    """The volume of a 3-D mask in millilitres: voxels x voxel volume (mm³) / 1000."""
-    mask = _check_mask_volume(mask)
-    spacing = _check_spacing_3d(spacing)
-    return float(np.count_nonzero(mask) * np.prod(spacing) / 1000.0)
-
-
-def slice_dice_profile(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Per-slice Dice of two (S, H, W) masks; NaN on slices where both are empty (nothing to score)."""
-    pred, gt = _check_pair_3d(pred, gt)
-    both = np.count_nonzero(pred & gt, axis=(1, 2))
-    total = np.count_nonzero(pred, axis=(1, 2)) + np.count_nonzero(gt, axis=(1, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, 2.0 * both / np.maximum(total, 1), np.nan)
+# ------------------------------------------------------------------------------------------ 3-D scores
 
 
 def score(result: VolumeResult, mask: np.ndarray, spacing: Sequence[float]) -> dict[str, float]:
     """A 3-D prediction's numbers: ``dice3d``, ``hd95_mm``, ``volume_ml`` (predicted), ``slices`` (with a mask)."""
     return {
-        "dice3d": dice_3d(result.masks, mask),
-        "hd95_mm": hd95_3d(result.masks, mask, spacing),
-        "volume_ml": volume_ml(result.masks, spacing),
+        "dice3d": metrics.dice(result.masks, mask),
+        "hd95_mm": metrics.hd95(result.masks, mask, spacing),
+        "volume_ml": metrics.volume_ml(result.masks, spacing),
         "slices": int(np.count_nonzero(result.masks.reshape(result.masks.shape[0], -1).any(axis=1))),
     }
 
@@ -612,7 +506,7 @@ def report(structure: Structure, results: dict[str, VolumeResult]) -> dict[str, 
     if "in_range" in results:
         numbers["in_range_gap"] = numbers["upper_bound_dice3d"] - numbers["in_range_dice3d"]
     numbers["hd95_mm"] = {method: s["hd95_mm"] for method, s in scores.items()}
-    numbers["volume_ml"] = {"ground_truth": volume_ml(structure.mask, structure.spacing)}
+    numbers["volume_ml"] = {"ground_truth": metrics.volume_ml(structure.mask, structure.spacing)}
     numbers["volume_ml"].update({method: s["volume_ml"] for method, s in scores.items()})
     numbers["slices_propagated"] = propagation.n_slices
     numbers["stopped_because"] = dict(propagation.stopped)
@@ -633,7 +527,7 @@ def plot_slice_profile(
     gt: np.ndarray | None = None,
     start_slice: int | None = None,
 ) -> Axes:
-    """Per-slice Dice curves (``profiles``: label → :func:`slice_dice_profile`) against the slice index.
+    """Per-slice Dice curves (``profiles``: label → :func:`utils.metrics.slice_dice_profile`) against the slice index.
 
     With ``gt`` the ground-truth area per slice is shaded on a second axis; ``start_slice`` is marked.
     """
@@ -727,21 +621,11 @@ def orthogonal_views(
         ax.set_axis_off()
         if union is not None:
             footprint = take(union)[::-1] if flip else take(union)
-            _zoom_to(ax, footprint, zoom)
+            viz.zoom_to(ax, footprint, pad=zoom)
     entries = [e for e, key in (("ground_truth", "gt"), ("prediction", "pred")) if key in masks]
     if entries:
         viz.add_legend(fig, entries)
     return fig
-
-
-def _zoom_to(ax: Axes, footprint: np.ndarray, margin: int) -> None:
-    rows = np.flatnonzero(footprint.any(axis=1))
-    cols = np.flatnonzero(footprint.any(axis=0))
-    if rows.size == 0:
-        return
-    height, width = footprint.shape
-    ax.set_xlim(max(cols[0] - margin, 0) - 0.5, min(cols[-1] + margin, width - 1) + 0.5)
-    ax.set_ylim(min(rows[-1] + margin, height - 1) + 0.5, max(rows[0] - margin, 0) - 0.5)
 
 
 def walk_gallery(

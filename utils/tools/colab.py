@@ -221,7 +221,7 @@ def requirements_mirrors(root: Path | None = None) -> dict[str, str]:
     test = [
         f"# {_GENERATED}",
         "# Test-only extras ([test]), installed by `make test` (not by `make course`, and not in Colab).",
-        "# playwright drives the system's Chromium in tests/test_browser.py; it never downloads a browser here.",
+        "# playwright drives the system's Chromium in tests/lessons/test_browser.py; it never downloads one.",
         "# Chromium itself comes from the OS: `sudo apt-get install -y chromium` (Debian).",
         *groups["test"],
     ]

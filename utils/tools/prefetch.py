@@ -8,9 +8,9 @@ never half-written.
 
 What the full mode downloads is listed once, by :func:`full_mode_files`, from the constants of the
 modules that load the data (no second hand-typed list): SAM ViT-B, the MedSegBench sets of
-:data:`utils.evaluate.MEDSEGBENCH_SETS` at 256 px (notebooks 03 and 06 load all of them; every set
+:data:`utils.cases.MEDSEGBENCH_SETS` at 256 px (notebooks 03 and 06 load all of them; every set
 that notebooks 01, 02, 05 and 08 load is one of them) and the MedMNIST+ sets of
-:data:`utils.lessons.domain.MEDMNIST_FLAGS` at 224 px (notebook 04). ``tests/test_prefetch.py`` fails when
+:data:`utils.lessons.domain.MEDMNIST_FLAGS` at 224 px (notebook 04). ``tests/tools/test_prefetch.py`` fails when
 a notebook or module starts loading a file this list lacks, or the list holds one nothing loads.
 """
 
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from utils.cases import MEDSEGBENCH_SETS
 from utils.download import fetch
-from utils.evaluate import MEDSEGBENCH_SETS
 from utils.lessons.domain import MEDMNIST_FLAGS
 
 __all__ = [

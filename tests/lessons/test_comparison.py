@@ -11,19 +11,12 @@ import pytest
 import torch
 
 from utils import peft, training
-from utils.datasets import Case
 from utils.lessons import comparison
 from utils.machine import to_jsonable
 
+from fakes import disk_case
+
 pytestmark = pytest.mark.filterwarnings("ignore::utils.models.MeaninglessModelWarning")
-
-
-def disk_case(seed: int, size: int = 64) -> Case:
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[:size, :size]
-    cy, cx = rng.uniform(0.35, 0.65, size=2) * size
-    mask = (rows - cy) ** 2 + (cols - cx) ** 2 < (rng.uniform(0.2, 0.3) * size) ** 2
-    return Case(image=np.where(mask, 200, 40).astype(np.uint8), mask=mask, name=f"disk_{seed}", modality="synthetic")
 
 
 @pytest.fixture(scope="module")

@@ -3,24 +3,17 @@
 import base64
 import io
 import time
-import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from utils import datasets, models, phantoms
-from utils.lessons.playground import PromptPlayground, render_prompts, resolve_frontend
-from utils.metrics import dice
+from utils.lessons.playground import PlaygroundState, PromptPlayground, render_prompts, resolve_frontend
+from utils.lessons.playground.views import ClickView, SlidersView, canvas_esm
+from utils.metrics import boundary
 from utils.prompts import box_from_mask, points_from_mask
 from utils.viz import course_palette
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", models.MeaninglessModelWarning)
-        return models.load_predictor("tiny_sam", device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -29,146 +22,36 @@ def ct():
 
 
 @pytest.fixture
-def playground(tiny, ct):
-    return PromptPlayground(tiny, ct, frontend="click")
+def playground(tiny_predictor, ct):
+    return PromptPlayground(tiny_predictor, ct, frontend="click")
 
 
 # ------------------------------------------------------------------------------------- code API
-def test_encoder_runs_once_and_prompt_edits_never_rerun_it(tiny, ct):
-    calls = tiny.encoder_calls
-    pg = PromptPlayground(tiny, ct)
-    assert tiny.encoder_calls == pg.encoder_calls == calls + 1
-    assert pg.n_prompts == 0 and not pg.mask.any() and pg.dice == 0.0  # no prompt, no mask, no model call
-    box = box_from_mask(ct.mask)
-    pg.set_box(*box)
+# The prompt logic (undo, outputs, metrics, case cache) is tested without widgets in test_playground_state.py.
+def test_the_playground_is_its_state_plus_a_view(tiny_predictor, ct):
+    calls = tiny_predictor.encoder_calls
+    pg = PromptPlayground(tiny_predictor, ct, frontend="sliders")
+    assert isinstance(pg, PlaygroundState) and isinstance(pg.view, SlidersView) and pg.canvas is None
+    assert tiny_predictor.encoder_calls == pg.encoder_calls == calls + 1
+    assert isinstance(pg.predictor, models.CachedPredictor)
+    pg.set_box(*box_from_mask(ct.mask))
     pg.add_point(128, 128)
-    pg.add_point(5, 5, positive=False)
-    pg.set_multimask("multi")
-    pg.undo()
-    pg.reset()
-    assert tiny.encoder_calls == calls + 1
-    assert pg.n_predictions == 5  # set_box, two points, multimask switch, undo; reset leaves no prompt
-    assert len(pg.latencies_ms) == pg.n_predictions
+    assert pg.render_ms == [] and pg.message == ""  # headless: nothing is drawn until the widget is shown
+    assert pg.render().shape == (448, 448, 3) and pg.scale == pytest.approx(448 / 256)
+    assert tiny_predictor.encoder_calls == calls + 1 and pg.n_predictions == 2
+    assert isinstance(PromptPlayground(tiny_predictor, ct, frontend="click").view, ClickView)
 
 
-def test_mask_is_what_the_predictor_returns_for_the_same_prompt(tiny, playground, ct):
-    playground.set_box(40, 50, 200, 210)
-    playground.add_point(120, 130)
-    playground.add_point(60, 60, positive=False)
-    masks, scores, _ = tiny.predict(
-        point_coords=np.array([[120, 130], [60, 60]]), point_labels=np.array([1, 0]),
-        box=np.array([40, 50, 200, 210]), multimask_output=False,
-    )  # fmt: skip
-    assert np.array_equal(playground.mask, masks[0])
-    assert np.allclose(playground.scores, scores)
-    assert playground.dice == pytest.approx(dice(masks[0], ct.mask))
-    assert playground.area == int(masks[0].sum())
-
-
-def test_undo_and_reset(playground):
-    assert playground.undo() is False  # nothing to undo yet
-    playground.add_point(100, 100)
-    playground.set_box(10, 10, 200, 200)
-    playground.add_point(20, 20, positive=False)
-    assert playground.undo() is True
-    assert playground.points == [(100.0, 100.0, 1)] and playground.box is not None
-    playground.undo()
-    assert playground.box is None and len(playground.points) == 1
-    single_point_mask = playground.mask.copy()
-    playground.set_box(30, 30, 90, 90)
-    playground.reset()
-    assert playground.n_prompts == 0 and not playground.mask.any()
-    playground.undo()  # a reset can be undone
-    assert playground.box is not None and len(playground.points) == 1
-    playground.undo()
-    assert np.array_equal(playground.mask, single_point_mask)
-    playground.clear_box()  # no box: nothing happens, nothing recorded
-    assert playground.undo() is True and playground.n_prompts == 0
-
-
-def test_multimask_policy_and_choosing_an_output(playground, ct):
-    playground.add_point(128, 128)
-    assert playground.multimask == "auto" and playground.multimask_used  # a lone point is ambiguous
-    assert playground.masks.shape[0] == 3 and playground.scores.shape == (3,)
-    assert playground.chosen_index == playground.best_index == int(np.argmax(playground.scores))
-    dices = [dice(m, ct.mask) for m in playground.masks]
-    assert playground.oracle_index == int(np.argmax(dices))
-    playground.choose(2)
-    assert np.array_equal(playground.mask, playground.masks[2]) and playground.dice == pytest.approx(dices[2])
-    table = playground.output_table()
-    assert [row["shown"] for row in table] == [False, False, True]
-    assert sum(row["oracle"] for row in table) == 1 and sum(row["iou_head_pick"] for row in table) == 1
-    playground.choose(None)
-    assert playground.chosen_index == playground.best_index
-    with pytest.raises(ValueError, match="index must be None"):
-        playground.choose(3)
-    playground.choose(1)
-    playground.set_box(40, 40, 200, 200)  # an edit: back to the IoU head's pick, one output for a box
-    assert not playground.multimask_used and playground.masks.shape[0] == 1 and playground.chosen_index == 0
-    playground.set_multimask(True)
-    assert playground.masks.shape[0] == 3
-    playground.set_multimask("single")
-    assert playground.masks.shape[0] == 1
-
-
-def test_bad_input_raises_value_errors_that_say_what_to_do(tiny, ct, playground):
+def test_bad_input_raises_value_errors_that_say_what_to_do(tiny_predictor, ct, playground):
     with pytest.raises(ValueError, match="outside the image"):
         playground.add_point(300, 10)
-    with pytest.raises(ValueError, match="x0 <= x1"):
-        playground.set_box(100, 10, 50, 60)
-    with pytest.raises(ValueError, match="Unknown case"):
-        playground.select_case("nope")
-    with pytest.raises(ValueError, match="multimask must be"):
-        playground.set_multimask("three")
     with pytest.raises(ValueError, match="Unknown frontend"):
-        PromptPlayground(tiny, ct, frontend="mouse")
+        PromptPlayground(tiny_predictor, ct, frontend="mouse")
     with pytest.raises(ValueError, match="SamPredictor"):
         PromptPlayground(object(), ct)
+    with pytest.raises(ValueError, match="display_size"):
+        PromptPlayground(tiny_predictor, ct, display_size=10)
     assert playground.n_predictions == 0  # nothing invalid reached the model
-
-
-def test_image_without_ground_truth(tiny, ct):
-    pg = PromptPlayground(tiny, ct.image[..., 0], name="gray")
-    pg.add_point(50, 60)
-    assert pg.case_name == "gray" and pg.gt is None
-    assert pg.dice is None and pg.iou is None and pg.oracle_index is None
-    assert pg.status_text.startswith("no ground truth")
-    assert pg.output_table()[0]["dice"] is None
-    summary = pg.summary()
-    assert summary["points"] == [[50.0, 60.0, 1]] and summary["dice"] is None and summary["multimask"] is True
-
-
-def test_case_switching_caches_embeddings_and_loads_lazily(tiny, ct):
-    loads = []
-
-    def load_mri():
-        loads.append(1)
-        return phantoms.make_phantom("mri", seed=2)
-
-    pg = PromptPlayground(tiny, ct, cases={"mri": load_mri, "us": phantoms.make_phantom("ultrasound", seed=3)})
-    start = tiny.encoder_calls
-    assert pg.case_names == [ct.name, "mri", "us"] and loads == []
-    pg.add_point(100, 100)
-    pg.select_case("mri")
-    assert tiny.encoder_calls == start + 1 and loads == [1] and pg.n_prompts == 0 and not pg.can_undo
-    pg.select_case(ct.name)
-    pg.select_case("mri")
-    assert tiny.encoder_calls == start + 1 and loads == [1]  # cached: no encoder, no reload
-    pg.add_point(100, 100)
-    mri = phantoms.make_phantom("mri", seed=2)
-    assert pg.dice == pytest.approx(dice(pg.mask, mri.mask))
-
-
-def test_playground_restores_its_embedding_after_the_predictor_moved_on(tiny, ct):
-    pg = PromptPlayground(tiny, ct)
-    other = phantoms.make_phantom("ultrasound", seed=5)
-    tiny.set_image(other.image)  # the notebook used the same predictor for something else
-    calls = tiny.encoder_calls
-    pg.add_point(120, 120)
-    assert tiny.encoder_calls == calls  # restored from the cache, not re-encoded
-    tiny.set_image(ct.image)
-    expected, _, _ = tiny.predict(point_coords=np.array([[120, 120]]), point_labels=np.array([1]))
-    assert np.array_equal(pg.masks, expected)
 
 
 # ---------------------------------------------------------------------------------- the widget
@@ -184,11 +67,12 @@ def test_click_widget_children_exist_with_stable_classes(playground):
     assert isinstance(root, ipywidgets.VBox) and "sam-playground" in root._dom_classes
     canvas = playground.canvas
     assert isinstance(canvas, anywidget.AnyWidget)
+    assert canvas._esm == canvas_esm()  # the package's canvas.js
     assert "sam-playground-canvas" in canvas._esm and "sam-playground-readout" in canvas._esm
     assert (canvas.image_width, canvas.image_height) == (256, 256)
     picture = _decode(canvas.picture)
     assert picture.shape == (448, 448, 3) and canvas.display_width == 448
-    c = playground._controls
+    c = playground.view.controls
     expected = "case tool x y add_positive add_negative corner clear_box undo reset box_text multimask choice status"
     for key in expected.split():
         assert key in c, key
@@ -205,9 +89,9 @@ def test_click_widget_children_exist_with_stable_classes(playground):
     assert canvas in shown and c["status"] in shown and c["undo"] in shown
 
 
-def test_synced_traits_drive_predictions_like_a_browser_would(playground, tiny):
+def test_synced_traits_drive_predictions_like_a_browser_would(playground, tiny_predictor):
     playground.widget  # noqa: B018 - build it
-    calls = tiny.encoder_calls
+    calls = tiny_predictor.encoder_calls
     canvas = playground.canvas
     canvas.click = {"x": 120, "y": 130, "positive": True, "seq": 1}
     assert playground.points == [(120.0, 130.0, 1)]
@@ -217,19 +101,19 @@ def test_synced_traits_drive_predictions_like_a_browser_would(playground, tiny):
     canvas.drag_box = {"box": [30, 40, 200, 220], "seq": 1}
     assert playground.box.tolist() == [30, 40, 200, 220]
     assert canvas.status == playground.status_text and f"area {playground.area} px" in canvas.status
-    assert f"<span class='sam-playground-area'>{playground.area}</span>" in playground._controls["status"].value
+    assert f"<span class='sam-playground-area'>{playground.area}</span>" in playground.view.controls["status"].value
     canvas.click = {"x": 999, "y": 5, "positive": True, "seq": 4}  # a bad click: a message, no crash
     assert "outside the image" in playground.message and len(playground.points) == 3
-    playground._controls["tool"].value = "negative"
+    playground.view.controls["tool"].value = "negative"
     assert canvas.tool == "negative"
-    assert tiny.encoder_calls == calls
+    assert tiny_predictor.encoder_calls == calls
 
 
-def test_slider_frontend_needs_no_custom_widget(tiny, ct):
+def test_slider_frontend_needs_no_custom_widget(tiny_predictor, ct):
     import ipywidgets
 
-    pg = PromptPlayground(tiny, ct, frontend="sliders", multimask="single")
-    c = pg.widget and pg._controls
+    pg = PromptPlayground(tiny_predictor, ct, frontend="sliders", multimask="single")
+    c = pg.widget and pg.view.controls
     assert pg.canvas is None and isinstance(c["image"], ipywidgets.Image)
     assert "sam-playground-image" in c["image"]._dom_classes
     assert _decode(base64.b64encode(c["image"].value).decode()).shape == (448, 448, 3)
@@ -258,15 +142,15 @@ def test_slider_frontend_needs_no_custom_widget(tiny, ct):
     c["case"].value = c["case"].options[0]  # one case: nothing changes
 
 
-def test_a_case_that_fails_to_load_shows_a_message_and_keeps_the_current_case(tiny, ct):
+def test_a_case_that_fails_to_load_shows_a_message_and_keeps_the_current_case(tiny_predictor, ct):
     def offline_download():
         raise OSError("no network: place the file by hand")
 
-    pg = PromptPlayground(tiny, ct, cases={"medsegbench": offline_download}, frontend="sliders")
+    pg = PromptPlayground(tiny_predictor, ct, cases={"medsegbench": offline_download}, frontend="sliders")
     pg.widget  # noqa: B018 - build it
-    pg._controls["case"].value = "medsegbench"
-    assert pg.case_name == ct.name and pg._controls["case"].value == ct.name
-    assert "OSError: no network" in pg.message and "no network" in pg._controls["message"].value
+    pg.view.controls["case"].value = "medsegbench"
+    assert pg.case_name == ct.name and pg.view.controls["case"].value == ct.name
+    assert "OSError: no network" in pg.message and "no network" in pg.view.controls["message"].value
 
 
 def test_render_draws_prompts_where_they_are():
@@ -286,6 +170,22 @@ def test_render_draws_prompts_where_they_are():
     assert np.allclose(out[150, 300], 40)  # background untouched
     with pytest.raises(ValueError, match="scale"):
         render_prompts(image, scale=0)
+
+
+def test_outlines_are_the_metrics_boundary_including_at_the_image_edge():
+    image = np.full((20, 30, 3), 40, dtype=np.uint8)
+    mask = np.zeros((20, 30), dtype=bool)
+    mask[:8, 10:] = True  # touches the top and right edges: the edge counts as outside
+    mask[12:18, 2:6] = True
+
+    def painted(out, key):
+        rgb = [int(course_palette[key][i : i + 2], 16) for i in (1, 3, 5)]
+        return np.all(out == rgb, axis=-1)
+
+    gold = painted(render_prompts(image, gt=mask), "ground_truth")
+    blue = painted(render_prompts(image, mask=mask), "prediction")
+    assert np.array_equal(gold, boundary(mask)) and np.array_equal(blue, boundary(mask))
+    assert gold[0, 10:].all() and gold[:8, 29].all() and not gold[1:7, 11:29].any()
 
 
 _FAKE_DOM = r"""
@@ -333,11 +233,9 @@ def test_click_frontend_javascript_reports_image_pixels(tmp_path):
     import shutil
     import subprocess
 
-    from utils.lessons.playground import _CLICK_ESM
-
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
-    (tmp_path / "canvas.mjs").write_text(_CLICK_ESM)
+    (tmp_path / "canvas.mjs").write_text(canvas_esm())
     (tmp_path / "test.mjs").write_text(_FAKE_DOM)
     done = subprocess.run(["node", "test.mjs"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -38,17 +38,19 @@ def test_every_sweep_moves_a_knob_its_style_honours_along_a_sorted_axis():
         assert spec.knob in phantoms.default_knobs(spec.style), factor
         assert spec.harder in ("lower", "higher"), factor
         assert list(spec.values) == sorted(spec.values), f"{factor}: values must be in axis order"
-        assert sweeps.pick_values(factor, "full") == spec.values
-        offline = sweeps.pick_values(factor, "offline")
+        assert sweeps.pick_values(factor, None) == spec.values == sweeps.pick_values(factor, len(spec.values) + 1)
+        offline = sweeps.pick_values(factor, 4)
         assert len(offline) == min(4, len(spec.values)) and set(offline) <= set(spec.values)
         assert (offline[0], offline[-1]) == (spec.values[0], spec.values[-1]) and list(offline) == sorted(offline)
-        assert sweeps.pick_values(factor, "smoke") == (spec.values[0], spec.values[-1])
+        assert sweeps.pick_values(factor, 2) == (spec.values[0], spec.values[-1])
         assert factor in {f for f, *_ in sweeps.TAXONOMY.values()}, f"{factor} is missing from the taxonomy"
     table = sweeps.describe_sweeps()
     assert list(table.index) == list(sweeps.SWEEPS) and table.loc["ct_window", "knob"] == "window"
-    with pytest.raises(ValueError, match=r"budget must be .*\(run.size\)"):
-        sweeps.pick_values("contrast", "auto")
-    assert sweeps.pick_values("contrast", "offline") == (0.0, 0.05, 0.25, 1.0)  # evenly spaced indices 0, 1, 3, 4
+    for bad in ("offline", 1, 2.0, True):  # a size (run.budget(...)), never a budget's name
+        with pytest.raises(ValueError, match="n_values must be a whole number >= 2"):
+            sweeps.pick_values("contrast", bad)
+    assert sweeps.pick_values("contrast", 4) == (0.0, 0.05, 0.25, 1.0)  # evenly spaced indices 0, 1, 3, 4
+    assert sweeps.pick_values("contrast", 3) == (0.0, 0.1, 1.0)
 
 
 def test_sweep_case_is_deterministic_named_and_applies_the_knob():

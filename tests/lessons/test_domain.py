@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from utils import phantoms
 from utils.lessons import domain
 
 
@@ -100,11 +101,8 @@ def test_pooled_embeddings_average_only_the_image_not_the_padding():
     assert fake.calls == 2
 
 
-def test_pooled_embeddings_with_a_real_sam_one_encoder_call_per_image():
-    from utils import models
-
-    with pytest.warns(models.MeaninglessModelWarning):
-        predictor = models.load_predictor("tiny_sam")
+def test_pooled_embeddings_with_a_real_sam_one_encoder_call_per_image(tiny_predictor):
+    predictor = tiny_predictor
     images = np.random.default_rng(0).integers(0, 255, (3, 48, 48, 3), dtype=np.uint8)
     features = domain.pooled_embeddings(predictor, images, progress=False)
     assert predictor.encoder_calls == 3
@@ -179,7 +177,7 @@ def test_figures_draw():
 
 
 def test_medical_set_offline_stands_in_real_mri_and_phantoms_with_a_style_probe():
-    medical = domain.medical_set("smoke", n_per_group=2, seed=0, size=32)
+    medical = domain.medical_set("smoke", n_real=1, n_phantoms=2, styles=("ultrasound", "fundus"), seed=0, size=32)
     assert medical.images.shape == (5, 32, 32, 3) and medical.images.dtype == np.uint8
     assert (
         medical.groups[0].startswith("real MRI")
@@ -190,9 +188,23 @@ def test_medical_set_offline_stands_in_real_mri_and_phantoms_with_a_style_probe(
     assert index.tolist() == [1, 2, 3, 4] and labels.tolist() == ["ultrasound"] * 2 + ["fundus"] * 2
     assert "stand in" in medical.note and len(medical.sources) == 5
     with pytest.raises(ValueError, match="mode"):
-        domain.medical_set("auto", 2)
-    with pytest.raises(ValueError, match="n_per_group"):
-        domain.medical_set("smoke", 1)
+        domain.medical_set("auto", 1, 2)
+    with pytest.raises(ValueError, match="n_phantoms must be an integer >= 2 in smoke mode"):
+        domain.medical_set("smoke", 1, 1)  # the style probe needs two images per class
+    with pytest.raises(ValueError, match="n_real"):
+        domain.medical_set("offline", 0, 2)
+    with pytest.raises(ValueError, match="styles must be some of"):
+        domain.medical_set("smoke", 1, 2, styles=("ultrasound", "sonar"))
+    with pytest.raises(TypeError):
+        domain.medical_set("smoke", 1)  # every size is the caller's: no mode default
+
+
+def test_medical_set_sizes_are_the_callers_in_every_mode():
+    """make rehearse runs the full data at the smoke budget: the sizes follow the arguments, not the mode."""
+    medical = domain.medical_set("smoke", n_real=1, n_phantoms=3, seed=0, size=16)
+    assert medical.groups.count("phantom ct") == 3 and len(set(medical.groups)) == 1 + len(phantoms.STYLES)
+    (task, (index, labels)), *_ = medical.tasks.items()
+    assert task == f"phantom style ({len(phantoms.STYLES)} classes)" and len(labels) == 3 * len(phantoms.STYLES)
 
 
 def test_medical_set_full_reads_medmnist_and_skips_a_set_that_fails(monkeypatch):
@@ -207,9 +219,9 @@ def test_medical_set_full_reads_medmnist_and_skips_a_set_that_fails(monkeypatch)
 
     monkeypatch.setattr(datasets, "medmnist_images", fake_medmnist)
     with pytest.warns(UserWarning, match="retinamnist skipped"):
-        medical = domain.medical_set("full", n_per_group=4, seed=0, size=32)
+        medical = domain.medical_set("full", n_real=4, n_phantoms=2, seed=0, size=32)
     assert medical.groups[:8] == ["breastmnist (ultrasound)"] * 4 + ["pneumoniamnist (xray)"] * 4
-    assert len(medical.images) == 8 + 2 * 8  # two phantoms per style in full mode
+    assert len(medical.images) == 8 + 2 * 8  # two phantoms of each of the eight styles
     assert list(medical.tasks) == ["breastmnist: benign / malignant", "pneumoniamnist: benign / malignant"]
     index, labels = medical.tasks["pneumoniamnist: benign / malignant"]
     assert index.tolist() == [4, 5, 6, 7] and labels.tolist() == [0, 1, 0, 1]
@@ -225,7 +237,7 @@ def test_medical_set_full_probes_only_classes_with_two_images(monkeypatch):
         return np.zeros((5, 40, 40, 3), np.uint8), labels, info
 
     monkeypatch.setattr(datasets, "medmnist_images", fake_medmnist)
-    medical = domain.medical_set("full", n_per_group=5, seed=0, size=32)
+    medical = domain.medical_set("full", n_real=5, n_phantoms=2, seed=0, size=32)
     assert list(medical.tasks) == ["retinamnist: 0 / 2"]  # the others have one class with two images
     index, labels = medical.tasks["retinamnist: 0 / 2"]
     assert index.tolist() == [10, 11, 12, 14] and labels.tolist() == [0, 2, 0, 2]

@@ -7,7 +7,6 @@ import re
 
 import nbformat
 import pytest
-from conftest import run_smoke
 
 from utils.tools import harness
 
@@ -42,8 +41,8 @@ def test_notebook_is_committed_clean_with_parameters(path):
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_in_smoke_mode(path):
-    run = run_smoke(path.stem)
+def test_notebook_runs_in_smoke_mode(path, smoke_run):
+    run = smoke_run(path.stem)
     assert run.status == "ok", run.error
     assert run.mode == "smoke"
     # budget 60 s on a quiet 2-core machine; the guard is looser so a busy CI host cannot turn it red

@@ -1,4 +1,4 @@
-"""The Colab twin's bookkeeping (tests/colab_twin/check_widgets.py) on made-up inputs: no venv, no kernel.
+"""The Colab twin's bookkeeping (tests/tools/colab_twin/check_widgets.py) on made-up inputs: no venv, no kernel.
 
 The check itself (a venv with Colab's ipywidgets 7.7.1 stack running notebook 02) is `make colab-widgets`.
 """

@@ -11,13 +11,14 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-from test_datasets import mirror, npz_bytes  # noqa: F401  (the stand-in "internet" with patched hashes)
 
 from utils import datasets, models
 from utils.download import ChecksumError, fetch, verify_file
 from utils.machine import repo_root
 from utils.tools import mirror as course_mirror
 from utils.tools import prefetch
+
+from fakes import npz_bytes  # the mirror fixture (the stand-in "internet" with patched hashes): tests/conftest.py
 
 DOC = repo_root() / "docs" / "instructor.md"
 
@@ -134,7 +135,7 @@ def test_the_doc_recipe_uses_make_mirror_and_the_port_it_serves():
 
 
 @pytest.fixture
-def stand_ins(mirror, monkeypatch):  # noqa: F811
+def stand_ins(mirror, monkeypatch):
     """Small stand-ins for every full-mode file on the "internet" server, with their hashes registered."""
     mirror.checkpoint("sam_vit_b", b"stand-in checkpoint " * 500)
     for flag in prefetch.FULL_MODE_MEDSEGBENCH:

@@ -78,19 +78,6 @@ def test_bad_options_are_refused():
         autoprompt.auto_box(image, "dark", margin=-2)
 
 
-def test_box_iou_uses_inclusive_pixels():
-    assert autoprompt.box_iou([0, 0, 9, 9], [0, 0, 9, 9]) == 1.0
-    assert autoprompt.box_iou([0, 0, 4, 4], [5, 5, 9, 9]) == 0.0  # touching corners share no pixel
-    assert autoprompt.box_iou([0, 0, 0, 0], [0, 0, 1, 0]) == pytest.approx(0.5)  # 1 pixel of 2
-    assert autoprompt.box_iou([0, 0, 9, 9], [5, 0, 14, 9]) == pytest.approx(50 / 150)
-    with pytest.raises(ValueError, match="x0 <= x1"):
-        autoprompt.box_iou([9, 0, 0, 9], [0, 0, 9, 9])
-    with pytest.raises(ValueError, match=r"box must have shape \(4,\)"):
-        autoprompt.box_iou([0, 0, 9], [0, 0, 9, 9])
-    with pytest.raises(ValueError, match="reference .* NaN"):
-        autoprompt.box_iou([0, 0, 9, 9], [0, np.nan, 9, 9])
-
-
 class BoxFiller:
     """A stand-in predictor: the mask is the box, filled. Counts set_image calls."""
 
@@ -142,14 +129,3 @@ def test_plot_pipeline_draws_three_panels_per_case():
     with pytest.raises(ValueError, match="keep_masks=True"):
         autoprompt.plot_pipeline([lesion], table.drop(columns=["auto_mask"]))
     plt.close("all")
-
-
-def test_benchmark_cases_smoke_and_bad_mode():
-    cases, polarities = autoprompt.benchmark_cases("smoke")
-    assert len(cases) == len(polarities) == 4
-    assert [c.modality for c in cases[1:]] == ["dermoscopy", "ultrasound", "ct"]
-    assert polarities == ["bright", "dark", "dark", "dark"]
-    with pytest.raises(ValueError, match="mode must be"):
-        autoprompt.benchmark_cases("fast")
-    with pytest.raises(ValueError, match="n_per_source"):
-        autoprompt.benchmark_cases("offline", n_per_source=0)

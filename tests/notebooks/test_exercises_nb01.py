@@ -1,8 +1,5 @@
 """Exercises of notebook 01: reference answers pass, typical mistakes fail with a helpful message."""
 
-import functools
-import warnings
-
 import numpy as np
 import pytest
 
@@ -10,14 +7,9 @@ from utils import exercises, models
 from utils.exercises import nb01  # noqa: F401  (registers the exercises)
 from utils.lessons import anatomy
 
+from fakes import load_tiny_sam
+
 KEYS = ("01.attention_cost", "01.iou_head_params", "01.low_res_size", "01.fourier_point")
-
-
-@functools.lru_cache(maxsize=1)
-def _tiny():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", models.MeaninglessModelWarning)
-        return models.load_sam("tiny_sam", device="cpu")
 
 
 def _check(key, answer, **context):
@@ -52,7 +44,7 @@ def test_iou_head_params():
     passed, feedback = _check("01.iou_head_params", 132_096, head=head)  # weights without biases
     assert not passed and "biases" in feedback
     assert not _check("01.iou_head_params", 1, head=head)[0]
-    tiny_head = _tiny().mask_decoder.iou_prediction_head
+    tiny_head = load_tiny_sam().mask_decoder.iou_prediction_head
     assert _check("01.iou_head_params", exercises.solution("01.iou_head_params", head=tiny_head), head=tiny_head)[0]
 
 
@@ -69,7 +61,7 @@ def test_low_res_size():
 
 
 def test_fourier_point():
-    encoder = _tiny().prompt_encoder
+    encoder = load_tiny_sam().prompt_encoder
     point = (70.0, 180.0)
     reference = exercises.solution("01.fourier_point", prompt_encoder=encoder, point=point)
     np.testing.assert_allclose(reference, anatomy.fourier_features(encoder, [point])[0], atol=1e-4)
@@ -89,9 +81,9 @@ def test_fourier_point():
 def test_check_prints_feedback_through_the_framework(key, capsys):
     contexts = {
         "01.attention_cost": {},
-        "01.iou_head_params": {"head": _tiny().mask_decoder.iou_prediction_head},
+        "01.iou_head_params": {"head": load_tiny_sam().mask_decoder.iou_prediction_head},
         "01.low_res_size": {},
-        "01.fourier_point": {"prompt_encoder": _tiny().prompt_encoder, "point": (3.0, 4.0)},
+        "01.fourier_point": {"prompt_encoder": load_tiny_sam().prompt_encoder, "point": (3.0, 4.0)},
     }
     assert exercises.check(key, None, use_solution=True, **contexts[key]) is True
     assert "✅" in capsys.readouterr().out

@@ -9,7 +9,6 @@ import matplotlib
 matplotlib.use("Agg")  # headless; must come before pyplot is imported
 
 import functools  # noqa: E402
-import warnings  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -19,12 +18,7 @@ import torch  # noqa: E402
 from utils import models  # noqa: E402
 from utils.lessons import anatomy
 
-
-@functools.lru_cache(maxsize=1)
-def _tiny():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", models.MeaninglessModelWarning)
-        return models.load_sam("tiny_sam", device="cpu")
+from fakes import load_tiny_sam
 
 
 @functools.lru_cache(maxsize=1)
@@ -33,7 +27,7 @@ def _vit_b():
 
 
 def _tiny_predictor(image):
-    predictor = models.CoursePredictor(_tiny(), name="tiny_sam")
+    predictor = models.CoursePredictor(load_tiny_sam(), name="tiny_sam")
     predictor.set_image(image)
     return predictor
 
@@ -70,7 +64,7 @@ def test_litemedsam_is_counted_on_the_meta_device_too():
 
 def test_meta_models_hold_no_values():
     sam = _vit_b()
-    assert models.is_meta(sam) and not models.is_meta(_tiny())
+    assert models.is_meta(sam) and not models.is_meta(load_tiny_sam())
     assert all(p.device.type == "meta" for p in sam.parameters())
 
 
@@ -128,7 +122,7 @@ def test_attention_layout_reads_window_size():
     assert layout_b[0] == "window 14×14"
     layout_h = anatomy.attention_layout(models.meta_sam("sam_vit_h").image_encoder)
     assert len(layout_h) == 32 and [i for i, k in enumerate(layout_h) if k == "global"] == [7, 15, 23, 31]
-    assert anatomy.attention_layout(_tiny().image_encoder) == ["window 8×8", "global"]
+    assert anatomy.attention_layout(load_tiny_sam().image_encoder) == ["window 8×8", "global"]
     with pytest.raises(ValueError, match="blocks"):
         anatomy.attention_layout(torch.nn.Linear(2, 2))
 
@@ -164,7 +158,7 @@ def test_single_mask_trace_and_hooks_are_removed():
 
 def test_real_trace_of_the_tiny_sam_matches_its_outputs():
     image = _image()
-    trace = anatomy.trace_shapes(_tiny(), image, box=[20, 15, 55, 40])
+    trace = anatomy.trace_shapes(load_tiny_sam(), image, box=[20, 15, 55, 40])
     shapes = anatomy.key_shapes(trace)
     assert shapes["image_embedding"] == [64, 16, 16]  # tiny: 64 channels, 256/16 = 16 cells
     assert shapes["low_res_masks"] == [3, 64, 64]
@@ -190,7 +184,7 @@ def test_trace_checks_its_inputs():
 
 
 def test_fourier_features_follow_sams_formula_and_prompt_encoder():
-    encoder = _tiny().prompt_encoder
+    encoder = load_tiny_sam().prompt_encoder
     gaussian = encoder.pe_layer.positional_encoding_gaussian_matrix.numpy().astype(np.float64)
     height, width = encoder.input_image_size
     points = np.array([[10.0, 200.0], [128.0, 31.5]])
@@ -211,7 +205,7 @@ def test_fourier_features_follow_sams_formula_and_prompt_encoder():
 
 
 def test_fourier_features_are_local():
-    encoder = _tiny().prompt_encoder
+    encoder = load_tiny_sam().prompt_encoder
     features = anatomy.fourier_features(encoder, [[100, 100], [102, 101], [230, 20]])
     unit = features / np.linalg.norm(features, axis=1, keepdims=True)
     assert unit[0] @ unit[1] > 0.9 > 0.5 > abs(unit[0] @ unit[2])
@@ -221,13 +215,13 @@ def test_fourier_features_need_values_and_good_coords():
     with pytest.raises(ValueError, match="meta device"):
         anatomy.fourier_features(_vit_b().prompt_encoder, [[1, 2]])
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
-        anatomy.fourier_features(_tiny().prompt_encoder, [[1, 2, 3]])
+        anatomy.fourier_features(load_tiny_sam().prompt_encoder, [[1, 2, 3]])
     with pytest.raises(ValueError, match="meta device"):
         anatomy.plot_fourier_encoding(_vit_b().prompt_encoder)
 
 
 def test_plot_fourier_encoding_draws_four_panels():
-    fig = anatomy.plot_fourier_encoding(_tiny().prompt_encoder, point=(50, 60), grid=32)
+    fig = anatomy.plot_fourier_encoding(load_tiny_sam().prompt_encoder, point=(50, 60), grid=32)
     assert len([ax for ax in fig.axes if ax.images]) == 4
     plt.close(fig)
 
@@ -263,7 +257,7 @@ def test_embedding_pca_rgb_rejects_bad_input():
 def test_valid_embedding_size():
     assert anatomy.valid_embedding_size(_vit_b(), (480, 640)) == (48, 64)
     assert anatomy.valid_embedding_size(_vit_b(), (1024, 1024, 3)) == (64, 64)
-    assert anatomy.valid_embedding_size(_tiny(), (217, 181)) == (16, 14)  # 181 → 214 px → 13.4 cells
+    assert anatomy.valid_embedding_size(load_tiny_sam(), (217, 181)) == (16, 14)  # 181 → 214 px → 13.4 cells
     with pytest.raises(ValueError, match="height, width"):
         anatomy.valid_embedding_size(_vit_b(), (5,))
 
@@ -286,7 +280,7 @@ def test_mask_token_outputs_are_what_predict_returns():
 
 def test_mask_tokens_check_their_inputs():
     with pytest.raises(ValueError, match="set_image"):
-        anatomy.mask_token_outputs(models.CoursePredictor(_tiny()), [0, 0, 5, 5])
+        anatomy.mask_token_outputs(models.CoursePredictor(load_tiny_sam()), [0, 0, 5, 5])
     predictor = _tiny_predictor(_image())
     with pytest.raises(ValueError, match="x0, y0, x1, y1"):
         anatomy.mask_token_outputs(predictor, [0, 0, 5])
@@ -299,7 +293,7 @@ def test_mask_tokens_check_their_inputs():
 
 def test_component_timing_reports_positive_medians():
     image = _image()
-    timing = anatomy.component_timing(_tiny(), image, n_prompts=3, repeats=2)
+    timing = anatomy.component_timing(load_tiny_sam(), image, n_prompts=3, repeats=2)
     assert timing.device == "cpu" and timing.n_prompts == 3 and timing.repeats == 2
     for value in (timing.encoder_s, timing.prompt_encoder_ms, timing.mask_decoder_ms, timing.postprocess_ms):
         assert value > 0
@@ -319,7 +313,7 @@ def test_component_timing_reports_positive_medians():
 
 def test_component_timing_accepts_a_predictor_and_boxes():
     image = _image()
-    predictor = models.CoursePredictor(_tiny())
+    predictor = models.CoursePredictor(load_tiny_sam())
     boxes = np.array([[20, 15, 55, 40], [0, 0, 80, 60]], dtype=np.float32)
     timing = anatomy.component_timing(predictor, image, boxes=boxes, repeats=1)
     assert timing.n_prompts == 2
@@ -330,11 +324,11 @@ def test_component_timing_checks_its_inputs():
     with pytest.raises(ValueError, match="meta device"):
         anatomy.component_timing(_vit_b(), image)
     with pytest.raises(ValueError, match="repeats"):
-        anatomy.component_timing(_tiny(), image, repeats=0)
+        anatomy.component_timing(load_tiny_sam(), image, repeats=0)
     with pytest.raises(ValueError, match="n_prompts"):
-        anatomy.component_timing(_tiny(), image, n_prompts=0)
+        anatomy.component_timing(load_tiny_sam(), image, n_prompts=0)
     with pytest.raises(ValueError, match=r"\(N, 4\)"):
-        anatomy.component_timing(_tiny(), image, boxes=np.zeros((2, 3)))
+        anatomy.component_timing(load_tiny_sam(), image, boxes=np.zeros((2, 3)))
     with pytest.raises(ValueError, match="Sam model"):
         anatomy.component_timing(object(), image)
     with pytest.raises(ValueError, match="ComponentTiming"):

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from conftest import run_smoke
 from nbclient import NotebookClient
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
@@ -19,8 +18,8 @@ def _deterministic(payload: dict) -> dict:
 
 
 @pytest.mark.notebooks
-def test_same_smoke_run_twice_gives_identical_results(tmp_path):
-    first = run_smoke(STEM)
+def test_same_smoke_run_twice_gives_identical_results(tmp_path, smoke_run):
+    first = smoke_run(STEM)
     assert first.status == "ok", first.error
     path = next(p for p in harness.find_notebooks() if p.stem == STEM)
     again = harness.run_notebook(path, mode="smoke", out_root=tmp_path, parameters={"SOLUTIONS": True})

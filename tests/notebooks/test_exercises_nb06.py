@@ -9,6 +9,7 @@ from sklearn.metrics import roc_auc_score
 from utils import exercises
 from utils.lessons import uncertainty
 from utils.lessons.anatomy import ComponentTiming
+from utils.prompts import flip_box
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +33,7 @@ def test_embed_once_speedup_agrees_with_component_timing():
 def test_flip_box_matches_the_library():
     box, width = np.array([3.0, 5.0, 12.0, 20.0]), 40
     assert exercises.check("06.flip_box", None, use_solution=True, box=box, width=width)
-    assert exercises.check("06.flip_box", uncertainty.flip_box(box, (30, width), "horizontal"), box=box, width=width)
+    assert exercises.check("06.flip_box", flip_box(box, (30, width), "horizontal"), box=box, width=width)
     assert not exercises.check("06.flip_box", [40 - 12, 5, 40 - 3, 20], box=box, width=width)  # off by one
     assert not exercises.check("06.flip_box", [40 - 1 - 3, 5, 40 - 1 - 12, 20], box=box, width=width)  # unordered
     assert not exercises.check("06.flip_box", box, box=box, width=width)

@@ -3,7 +3,7 @@
 Papermill proves that the playground's Python side runs headless; it cannot prove that a click in a
 browser reaches the model and that the mask on screen follows. This test starts JupyterLab on
 127.0.0.1 (throwaway token, every Jupyter/IPython config dir in a temporary folder), opens
-``tests/browser/playground_test.ipynb`` in Chromium (Debian's ``chromium``, driven by Playwright; no
+``tests/lessons/browser/playground_test.ipynb`` in Chromium (Debian's ``chromium``, driven by Playwright; no
 browser is ever downloaded), runs it from the Run menu and then clicks, drags, types and presses the
 widget's buttons. After every action the Dice / IoU / area / prompt read-out on the page must equal
 what the same prompt gives in this process (same predictor, case and prompts, from Python).
@@ -232,7 +232,7 @@ _WIDGET_READY = """() => {
 
 
 def expected_display(pg: PromptPlayground) -> dict[str, Any]:
-    """What the widget's status line should read for ``pg``'s state (same formatting as utils.lessons.playground)."""
+    """What the widget's status line should read for ``pg``'s state (as utils.lessons.playground.views formats it)."""
     return {
         "dice": f"{pg.dice:.3f}",
         "iou": f"{pg.iou:.3f}",

@@ -23,7 +23,7 @@ picture of what it draws.
 Writes outputs/colab_twin/record.json (versions installed, Python, per-run result, widget models
 found, timings) and the executed notebooks beside it, prints the record; exits 1 if a check fails.
 
-Usage: python3 tests/colab_twin/check_widgets.py [--venv DIR] [--python EXE] [--fresh] [--freeze FILE]
+Usage: python3 tests/tools/colab_twin/check_widgets.py [--venv DIR] [--python EXE] [--fresh] [--freeze FILE]
 (``make colab-widgets``; needs the package registry for the first build, ~4 GB of wheels with torch).
 """
 
@@ -43,7 +43,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 from utils.tools.colab import FREEZE_FILE, colab_packages  # noqa: E402  (one reader of Colab's list)
 
@@ -70,13 +70,13 @@ MUST_MATCH = ("ipykernel", "jupyter-client", "ipywidgets", "widgetsnbextension",
               "pyzmq", "numpy", "pandas", "matplotlib", "scipy", "scikit-image")  # fmt: skip
 # ipywidgets 7's model versions (8 uses controls/base 2.0.0).
 EXPECTED_MODULES = {"@jupyter-widgets/controls": "1.5.0", "@jupyter-widgets/base": "1.2.0"}
-# The playground's sliders frontend (utils/lessons/playground.py PromptPlayground._build): model name -> least count.
+# The playground's sliders frontend (utils/lessons/playground/views.py SlidersView._build): model name -> least count.
 EXPECTED_MODELS = {
     "VBoxModel": 3, "HBoxModel": 4, "ImageModel": 1, "IntSliderModel": 2, "ButtonModel": 6, "DropdownModel": 1,
     "TextModel": 1, "ToggleButtonsModel": 2, "HTMLModel": 4,
 }  # fmt: skip
 PROBE = """\
-# colab-twin probe (added by tests/colab_twin/check_widgets.py; not part of the course notebook)
+# colab-twin probe (added by tests/tools/colab_twin/check_widgets.py; not part of the course notebook)
 import importlib.metadata as _md, json as _json, sys as _sys
 print("COLAB_TWIN_PROBE " + _json.dumps({
     "python": _sys.version.split()[0], "executable": _sys.executable,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from utils import exercises, models
+from utils import exercises
 from utils.exercises import nb05  # noqa: F401 - registers the exercises
 
 
@@ -13,9 +12,8 @@ def check(key, answer, **context) -> bool:
     return exercises.check(key, answer, **context)
 
 
-@pytest.mark.filterwarnings("ignore::utils.models.MeaninglessModelWarning")
-def test_lora_count_on_a_real_architecture():
-    context = {"sam": models.load_sam("tiny_sam"), "rank": 4}
+def test_lora_count_on_a_real_architecture(tiny_sam):
+    context = {"sam": tiny_sam, "rank": 4}
     right = exercises.solution("05.lora_count", **context)
     assert right == 2 * 4 * (64 + 192)  # tiny_sam: 2 blocks, qkv 64 -> 192
     assert check("05.lora_count", right, **context)

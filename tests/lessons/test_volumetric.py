@@ -1,5 +1,5 @@
 """Tests for utils.lessons.volumetric: propagation logic and stop rules with fake predictors, the embedding cache,
-3-D metrics against MONAI, intensity windows and figures.
+3-D scores, intensity windows and figures (the metrics themselves: tests/test_metrics.py).
 
 Two fake predictors stand in for SAM, so every expected mask is known exactly:
 
@@ -11,7 +11,6 @@ Two fake predictors stand in for SAM, so every expected mask is known exactly:
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import matplotlib
@@ -19,9 +18,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from utils import metrics
 from utils.lessons import volumetric as V
 from utils.models import CachedPredictor
-from utils.prompts import box_from_mask
+from utils.prompts import box_from_mask, next_box
 
 matplotlib.use("Agg")
 
@@ -124,7 +124,7 @@ def test_propagation_tracks_a_structure_both_ways_and_stops_when_it_vanishes():
         "slice": int(present[0] - 1), "area": 0, "previous_area": int(gt[present[0]].sum()), "overlap": 0.0,
         "score": pytest.approx(0.9),
     }  # fmt: skip
-    assert V.dice_3d(result.masks, gt) == 1.0 and V.hd95_3d(result.masks, gt) == 0.0
+    assert metrics.dice(result.masks, gt) == 1.0 and metrics.hd95(result.masks, gt) == 0.0
 
 
 def test_box_follows_the_previous_mask_with_its_margin():
@@ -137,7 +137,7 @@ def test_box_follows_the_previous_mask_with_its_margin():
             np.testing.assert_array_equal(predictor.boxes[k], box_from_mask(script[4]))
             continue
         previous = script[k + 1] if k < 4 else script[k - 1]
-        np.testing.assert_array_equal(predictor.boxes[k], V.next_box(previous, 3))
+        np.testing.assert_array_equal(predictor.boxes[k], next_box(previous, 3))
         np.testing.assert_array_equal(result.boxes[k], predictor.boxes[k])
     np.testing.assert_array_equal(result.masks, script)
     assert np.isfinite(result.scores).all() and result.n_slices == 9
@@ -210,7 +210,7 @@ def test_upper_bound_uses_ground_truth_boxes_on_slices_with_the_structure_only()
     present = np.flatnonzero(gt.any(axis=(1, 2)))
     assert predictor.calls == present.size and sorted(bound.boxes) == present.tolist()
     assert bound.stopped == {} and bound.start_slice is None
-    np.testing.assert_array_equal(bound.boxes[int(present[3])], V.next_box(gt[present[3]], 1))
+    np.testing.assert_array_equal(bound.boxes[int(present[3])], next_box(gt[present[3]], 1))
 
 
 def test_propagation_and_upper_bound_share_embeddings_through_the_cache():
@@ -257,16 +257,6 @@ def test_stop_rule_rejects_bad_settings(kwargs, match):
         V.StopRule(**kwargs)
 
 
-def test_next_box_grows_and_clips():
-    mask = square((20, 30), 2, 25, 4)  # rows 2..5, cols 25..28
-    np.testing.assert_array_equal(V.next_box(mask), [25, 2, 28, 5])
-    np.testing.assert_array_equal(V.next_box(mask, 3), [22, 0, 29, 8])
-    with pytest.raises(ValueError, match="margin"):
-        V.next_box(mask, -1)
-    with pytest.raises(ValueError, match="empty mask"):
-        V.next_box(np.zeros((5, 5), dtype=bool))
-
-
 def test_crop_slab_keeps_the_centre_slice():
     volume = indexed_volume(10)
     mask = np.zeros(volume.shape, dtype=bool)
@@ -279,12 +269,8 @@ def test_crop_slab_keeps_the_centre_slice():
 # --------------------------------------------------------------------------------------------- cache
 
 
-def test_cached_predictor_restores_a_real_sams_state_exactly():
-    from utils.models import MeaninglessModelWarning, load_predictor
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MeaninglessModelWarning)
-        predictor = load_predictor("tiny_sam", device="cpu")
+def test_cached_predictor_restores_a_real_sams_state_exactly(tiny_predictor):
+    predictor = tiny_predictor
     rng = np.random.default_rng(0)
     first, second = (rng.integers(0, 255, (64, 80, 3), dtype=np.uint8) for _ in range(2))
     box = np.array([10, 12, 50, 40])
@@ -322,90 +308,6 @@ def test_cache_keys_images_by_content_and_drops_the_least_recently_used():
         CachedPredictor(predictor, max_items=0)
     with pytest.raises(ValueError, match="set_image"):
         CachedPredictor(object())
-
-
-# --------------------------------------------------------------------------------------------- 3-D metrics
-
-
-def random_blob_3d(rng, shape, fraction) -> np.ndarray:
-    field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma=rng.uniform(1.5, 3.0))
-    return field > np.quantile(field, 1.0 - fraction)
-
-
-def monai_3d(pred: np.ndarray, gt: np.ndarray, spacing) -> tuple[float, float]:
-    torch = pytest.importorskip("torch")
-    metrics = pytest.importorskip("monai.metrics")
-    p = torch.from_numpy(pred[None, None].astype(np.float32))  # (batch, channel, S, H, W)
-    g = torch.from_numpy(gt[None, None].astype(np.float32))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # MONAI's deprecation notices about its own internals
-        dice = metrics.compute_dice(p, g, include_background=True, ignore_empty=False).item()
-        hd = metrics.compute_hausdorff_distance(p, g, include_background=True, percentile=95, spacing=list(spacing))
-    return dice, hd.item()
-
-
-SPACINGS_3D = [(1.0, 1.0, 1.0), (3.0, 0.8, 1.1), (0.5, 1.5, 2.0), (5.0, 0.7, 0.7)]
-
-
-@pytest.mark.parametrize("seed", range(12))
-def test_3d_metrics_match_monai_with_anisotropic_spacing(seed):
-    rng = np.random.default_rng(seed)
-    shape = ((10, 24, 20), (16, 18, 26), (8, 30, 30))[seed % 3]
-    spacing = SPACINGS_3D[seed % len(SPACINGS_3D)]
-    gt = random_blob_3d(rng, shape, rng.uniform(0.1, 0.35))  # often touches the volume's faces
-    if seed % 2:
-        pred = ndimage.binary_dilation(gt, iterations=int(rng.integers(1, 3))) ^ (rng.random(shape) < 0.01)
-    else:
-        pred = random_blob_3d(rng, shape, rng.uniform(0.1, 0.35))
-    expected_dice, expected_hd = monai_3d(pred, gt, spacing)
-    assert V.dice_3d(pred, gt) == pytest.approx(expected_dice, abs=1e-6)
-    # MONAI takes the percentile in float32 (see tests/test_metrics.py): a relative tolerance
-    assert V.hd95_3d(pred, gt, spacing) == pytest.approx(expected_hd, rel=2e-6, abs=1e-5)
-
-
-def test_hd95_3d_by_hand_and_spacing_matters():
-    gt = np.zeros((6, 6, 6), dtype=bool)
-    pred = np.zeros_like(gt)
-    gt[1, 2, 2] = True
-    pred[4, 2, 2] = True  # three slices away
-    assert V.hd95_3d(pred, gt) == pytest.approx(3.0)
-    assert V.hd95_3d(pred, gt, spacing=(2.5, 1.0, 1.0)) == pytest.approx(7.5)
-    assert V.hd95_3d(pred, gt, spacing=(1.0, 9.0, 9.0)) == pytest.approx(3.0)
-
-
-def test_3d_empty_mask_conventions():
-    empty = np.zeros((4, 5, 6), dtype=bool)
-    full = np.ones_like(empty)
-    spacing = (2.0, 1.0, 0.5)
-    assert V.dice_3d(empty, empty) == 1.0 and V.hd95_3d(empty, empty, spacing) == 0.0
-    assert V.dice_3d(full, empty) == 0.0
-    assert V.hd95_3d(empty, full, spacing) == pytest.approx(np.sqrt(8.0**2 + 5.0**2 + 3.0**2))
-
-
-def test_volume_and_profiles():
-    mask = np.zeros((3, 10, 10), dtype=bool)
-    mask[1, :5, :4] = True  # 20 voxels
-    assert V.volume_ml(mask, (3.0, 0.5, 0.5)) == pytest.approx(20 * 0.75 / 1000)
-    pred = mask.copy()
-    pred[1, :5, 4:8] = True  # twice as many voxels on slice 1
-    pred[2, 0, 0] = True  # a false positive on a slice without the structure
-    profile = V.slice_dice_profile(pred, mask)
-    assert np.isnan(profile[0]) and profile[1] == pytest.approx(40 / 60) and profile[2] == 0.0
-
-
-@pytest.mark.parametrize(
-    ("call", "match"),
-    [
-        (lambda: V.dice_3d(np.zeros((2, 3)), np.zeros((2, 3))), "3-D"),
-        (lambda: V.dice_3d(np.zeros((2, 3, 3), bool), np.zeros((2, 3, 4), bool)), "must match"),
-        (lambda: V.hd95_3d(np.ones((2, 3, 3), bool), np.ones((2, 3, 3), bool), (1.0, 1.0)), "spacing"),
-        (lambda: V.hd95_3d(np.ones((2, 3, 3), bool), np.ones((2, 3, 3), bool), (1.0, 0, 1.0)), "spacing"),
-        (lambda: V.dice_3d(np.full((2, 3, 3), 7), np.ones((2, 3, 3), bool)), "binary"),
-    ],
-)
-def test_3d_metrics_reject_bad_input(call, match):
-    with pytest.raises(ValueError, match=match):
-        call()
 
 
 # --------------------------------------------------------------------------------------------- intensities
@@ -449,7 +351,7 @@ def test_orthogonal_views_and_walk_gallery_draw():
     with pytest.raises(ValueError, match="center"):
         V.orthogonal_views(volume, gt=gt, center=(99, 0, 0))
     fig, ax = plt.subplots()
-    V.plot_slice_profile(ax, {"propagation": V.slice_dice_profile(result.masks, gt)}, gt=gt, start_slice=10)
+    V.plot_slice_profile(ax, {"propagation": metrics.slice_dice_profile(result.masks, gt)}, gt=gt, start_slice=10)
     plt.close(fig)
 
 
@@ -476,7 +378,7 @@ def test_structure_middle_slab_and_report():
     bound = V.VolumeResult(masks=gt.copy(), scores=np.full(len(gt), 0.9))
     numbers = V.report(structure, {"propagation": propagation, "upper_bound": bound})
     assert numbers["upper_bound_dice3d"] == 1.0
-    assert numbers["gap"] == pytest.approx(1.0 - V.dice_3d(propagation.masks, gt))
+    assert numbers["gap"] == pytest.approx(1.0 - metrics.dice(propagation.masks, gt))
     assert numbers["overshoot_slices"] == 1 and numbers["slices_propagated"] == propagation.n_slices
     assert numbers["stop_slices"] == {"down": below - 1, "up": int(top)}
     assert numbers["volume_ml"]["ground_truth"] == pytest.approx(gt.sum() * 2.0 / 1000)

@@ -14,23 +14,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
-from test_datasets import medsegbench_npz, mirror, npz_bytes  # noqa: F401  (shared mirror fixture)
 
-from utils import datasets, evaluate, models
+from utils import datasets, models
+from utils.cases import MEDSEGBENCH_SETS
 from utils.download import file_hash
 from utils.lessons import domain
 from utils.machine import repo_root
 from utils.tools import prefetch
 
+from fakes import medsegbench_npz, npz_bytes  # the mirror fixture: tests/conftest.py
+
 
 @pytest.fixture
-def full_mode_mirror(mirror, monkeypatch):  # noqa: F811
+def full_mode_mirror(mirror, monkeypatch):
     """Synthetic stand-ins for SAM ViT-B, two MedSegBench sets and one MedMNIST set at their real paths."""
     mirror.checkpoint("sam_vit_b", b"pretend checkpoint " * 1000)
     for flag in ("busi", "polypgen"):
         mirror.medsegbench(flag, 256, medsegbench_npz()[0])
-    images = (pytest.importorskip("numpy").arange(2 * 28 * 28) % 255).astype("uint8").reshape(2, 28, 28)
+    images = (np.arange(2 * 28 * 28) % 255).astype("uint8").reshape(2, 28, 28)
     mirror.medmnist("breastmnist", 224, npz_bytes(test_images=images, test_labels=images[:, :1, 0]))
     return mirror
 
@@ -43,7 +46,7 @@ def test_full_mode_items_come_from_the_registries():
     names = [item.name for item in prefetch.full_mode_items()]
     assert names[0] == "model sam_vit_b"
     assert "MedSegBench busi 256px" in names and "MedMNIST+ breastmnist 224px" in names
-    assert len(names) == 1 + len(evaluate.MEDSEGBENCH_SETS) + len(domain.MEDMNIST_FLAGS) == 9
+    assert len(names) == 1 + len(MEDSEGBENCH_SETS) + len(domain.MEDMNIST_FLAGS) == 9
     # sets no notebook loads (1.5 GB of dermamnist, drive, cellnuclei) are not fetched
     assert not any(word in name for name in names for word in ("dermamnist", "drive", "cellnuclei"))
 
@@ -135,7 +138,7 @@ LOADERS = {
     "download_medmnist": ("medmnist", 1),
 }
 #: Functions that pass a caller's choice of sets on to a loader: name -> (kind, keyword, position).
-CHOOSERS = {"benchmark_cases": ("medsegbench", "sets", 4)}  # utils.evaluate.benchmark_cases(..., sets=...)
+CHOOSERS = {"zero_shot_cases": ("medsegbench", "sets", 4)}  # utils.cases.zero_shot_cases(..., sets=...)
 #: Modules that define or pass on the loaders without choosing a set themselves.
 NOT_CALLERS = {"utils/datasets.py", "utils/tools/prefetch.py"}
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
@@ -228,7 +231,7 @@ class _Source:
             return getattr(importlib.import_module(base), alias.name)
 
     def value(self, name: str, chain: list[ast.AST]):
-        """The runtime object ``name`` is imported as (for ``evaluate.MEDSEGBENCH_SETS``), else None."""
+        """The runtime object ``name`` is imported as (for ``cases.MEDSEGBENCH_SETS``), else None."""
         for scope in chain:
             found = self.bindings(scope, name)
             if found:
@@ -397,7 +400,7 @@ def test_the_scanner_reads_what_each_loader_call_asks_for():
         """
 from utils import datasets
 from utils.lessons import domain
-from utils.evaluate import MEDSEGBENCH_SETS
+from utils.cases import MEDSEGBENCH_SETS
 for flag in ("busi", "drive"):
     datasets.medsegbench(flag, split="test")
 def study(sets=MEDSEGBENCH_SETS):
@@ -408,24 +411,26 @@ datasets.download_medmnist("dermamnist", 224)
 datasets.medsegbench(pick_one())
 def loader(flag):
     return datasets.medsegbench(flag)
-evaluate.benchmark_cases("full", sets=("idrib",))
-evaluate.benchmark_cases("full")
+cases.zero_shot_cases("full", 1, 0, sets=("idrib",))
+cases.zero_shot_cases("full", 1, 0, 0, ("drive",))
+cases.zero_shot_cases("full", 1, 0)
 """,
     )
     uses = [(u.kind, u.flags, u.size) for u in source.loader_uses()]
     assert uses == [
         ("medsegbench", frozenset({"busi", "drive"}), 256),
-        ("medsegbench", frozenset(evaluate.MEDSEGBENCH_SETS), 512),
+        ("medsegbench", frozenset(MEDSEGBENCH_SETS), 512),
         ("medmnist", frozenset(domain.MEDMNIST_FLAGS), 224),
         ("medmnist", frozenset({"dermamnist"}), 224),
         ("medsegbench", None, 256),  # a call's result: cannot be read
         ("medsegbench", None, 256),  # a parameter without default: cannot be read
-        ("medsegbench", frozenset({"idrib"}), 256),  # sets chosen for utils.evaluate's benchmark
+        ("medsegbench", frozenset({"idrib"}), 256),  # sets chosen for the zero-shot benchmark
+        ("medsegbench", frozenset({"drive"}), 256),  # ... by position
     ]
 
 
 def test_every_loader_call_in_the_course_names_its_sets_readably(course_uses):
-    assert len(course_uses) >= 6  # 01, 02, comparison, autoprompt, evaluate, domain
+    assert len(course_uses) >= 6  # 01, 02, comparison, cases (zero-shot, autoprompt), domain
     unreadable = [u.where for u in course_uses if u.flags is None or u.size is None]
     assert not unreadable, (
         "These calls load a MedSegBench/MedMNIST set the test cannot name; pass a literal set name, loop "

@@ -3,8 +3,6 @@ against scikit-learn, and the error-vs-uncertainty table."""
 
 from __future__ import annotations
 
-import warnings
-
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -12,7 +10,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from utils.lessons import uncertainty as U
-from utils.prompts import box_from_mask
+from utils.prompts import FLIPS, box_from_mask, box_region, flip_box
 
 matplotlib.use("Agg")
 
@@ -80,33 +78,23 @@ def test_unknown_measure_names_the_choices():
 # ----------------------------------------------------------------------------------- augmentations
 
 
-@pytest.mark.parametrize("flip", U.FLIPS)
-def test_flip_is_its_own_inverse_and_moves_the_box_with_the_pixels(flip):
+@pytest.mark.parametrize("flip", FLIPS)
+def test_flip_is_its_own_inverse_and_moves_the_pixels_as_flip_box_moves_the_box(flip):
     mask = square_mask()
     image = np.random.default_rng(0).integers(0, 255, (*mask.shape, 3), dtype=np.uint8)
     assert np.array_equal(U.flip_array(U.flip_array(image, flip), flip), image)
     flipped = U.flip_array(mask, flip)
-    assert np.array_equal(U.flip_box(box_from_mask(mask), mask.shape, flip), box_from_mask(flipped))
+    assert np.array_equal(flip_box(box_from_mask(mask), mask.shape, flip), box_from_mask(flipped))
 
 
 def test_flip_directions_and_checks():
     array = np.arange(6).reshape(2, 3)
     assert U.flip_array(array, "horizontal").tolist() == [[2, 1, 0], [5, 4, 3]]
     assert U.flip_array(array, "vertical").tolist() == [[3, 4, 5], [0, 1, 2]]
-    assert U.flip_box([0, 0, 2, 1], (2, 10), "horizontal").tolist() == [7, 0, 9, 1]
     with pytest.raises(ValueError, match="Unknown flip"):
         U.flip_array(array, "diagonal")
     with pytest.raises(ValueError, match=r"\(H, W\)"):
         U.flip_array(np.zeros(4), "horizontal")
-
-
-def test_box_region_grows_and_clips():
-    region = U.box_region([5, 10, 29, 24], (40, 50), margin=3)
-    assert region.sum() == (25 + 6) * (15 + 6)
-    corner = U.box_region([0, 0, 4, 4], (40, 50), margin=10)
-    assert corner.sum() == 15 * 15
-    with pytest.raises(ValueError, match="margin"):
-        U.box_region([0, 0, 4, 4], (40, 50), margin=-1)
 
 
 class ThresholdInBox:
@@ -122,7 +110,7 @@ class ThresholdInBox:
 
     def predict(self, box=None, multimask_output=False, return_logits=False, **_):
         image = self.images[-1][..., 0]
-        inside = U.box_region(box, image.shape)
+        inside = box_region(box, image.shape)
         logits = np.where(inside & (image > 128), 3.0, -3.0)[None]
         return logits, np.array([1.0]), None
 
@@ -133,7 +121,7 @@ def test_tta_maps_every_answer_back_to_the_original_frame():
     box = np.array([5.0, 10.0, 29.0, 24.0])
     fake = ThresholdInBox()
     result = U.tta_uncertainty(fake, image, box, flips=("horizontal", "vertical", "both"), n_jitter=0)
-    truth = U.box_region(box, image.shape[:2]) & (image[..., 0] > 128)
+    truth = box_region(box, image.shape[:2]) & (image[..., 0] > 128)
     assert result.encoder_calls == 4 == len(fake.images)
     assert np.array_equal(fake.images[-1], image)  # the original is encoded last
     assert result.n_predictions == 4 and result.views[0] == "none · box"
@@ -149,19 +137,15 @@ def test_tta_jitter_disagrees_only_near_the_box_edges():
     assert result.logits.shape == (7, 40, 50)
     uncertain = result.entropy > 0
     assert uncertain.any()
-    core = U.box_region([14, 14, 25, 25], (40, 50))  # the jitter moves each side by at most 2 pixels
+    core = box_region([14, 14, 25, 25], (40, 50))  # the jitter moves each side by at most 2 pixels
     assert not uncertain[core].any()
     assert np.array_equal(result.uncertainty("variance") > 0, uncertain)
     again = U.tta_uncertainty(ThresholdInBox(), image, box, flips=(), n_jitter=6, jitter=0.1, rng=0)
     assert np.array_equal(again.logits, result.logits)  # seeded
 
 
-def test_tta_with_a_real_predictor_counts_its_encoder_calls():
-    from utils.models import MeaninglessModelWarning, load_predictor
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MeaninglessModelWarning)
-        predictor = load_predictor("tiny_sam", device="cpu")
+def test_tta_with_a_real_predictor_counts_its_encoder_calls(tiny_predictor):
+    predictor = tiny_predictor
     image = np.random.default_rng(2).integers(0, 255, (64, 80, 3), dtype=np.uint8)
     result = U.tta_uncertainty(predictor, image, [10, 12, 50, 40], flips=("horizontal",), n_jitter=2, soft=True)
     assert predictor.encoder_calls == 2 == result.encoder_calls
@@ -229,7 +213,7 @@ def test_error_vs_uncertainty_region_and_pooling():
     maps = [rng.random((20, 30)) for _ in range(3)]
     preds = [rng.random((20, 30)) < 0.5 for _ in range(3)]
     gts = [rng.random((20, 30)) < 0.5 for _ in range(3)]
-    regions = [U.box_region([2, 3, 20, 15], (20, 30)) for _ in range(3)]
+    regions = [box_region([2, 3, 20, 15], (20, 30)) for _ in range(3)]
     table, summary = U.error_vs_uncertainty(maps, preds, gts, region=regions, n_bins=4)
     flat = [np.concatenate([a[r] for a, r in zip(arrays, regions)]) for arrays in (maps, preds, gts)]
     table_flat, summary_flat = U.error_vs_uncertainty(*flat, n_bins=4)

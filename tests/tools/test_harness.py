@@ -72,9 +72,9 @@ STUDENT = """
 from utils import exercises
 from utils.env import start_run
 run = start_run("04_student", mode=MODE, device=DEVICE, seed=SEED)
-exercises.exercise("T.sum", "add", solver=lambda: 3)(lambda answer: (answer == 3, ""))
-exercises.exercise("T.product", "multiply", solver=lambda: 2)(lambda answer: (answer == 2, ""))
-exercises.exercise("T.left", "skip me", solver=lambda: 1)(lambda answer: (answer == 1, ""))
+exercises.exercise("T.sum", "add", solver=lambda: 3, kind="check")(lambda answer: (answer == 3, ""))
+exercises.exercise("T.product", "multiply", solver=lambda: 2, kind="check")(lambda answer: (answer == 2, ""))
+exercises.exercise("T.left", "skip me", solver=lambda: 1, kind="check")(lambda answer: (answer == 1, ""))
 exercises.check("T.sum", 3)
 exercises.check("T.product", 5)
 exercises.check("T.left", None)

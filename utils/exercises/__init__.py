@@ -12,6 +12,18 @@ and a collapsed markdown cell made by :func:`solution_markdown` (``<details>``: 
 student clicks it) that shows the reference solution's source. ``SOLUTIONS = True`` in a
 notebook's parameters fills every answer with the reference solution, so CI proves that each
 solution passes its own check in the real notebook context.
+
+Every exercise declares its kind (:data:`KINDS`):
+
+- ``check``: compute something the lesson just used, by hand, and compare with the library;
+- ``predict``: write down a prediction *before* running the cell that measures it; the check
+  (:func:`grade_prediction`) accepts any of the declared ``choices`` and explains this run's outcome
+  either way — a wrong prediction is answered, not failed, because the point is to commit first;
+- ``build``: write a component the course then runs and measures (a stop rule, an augmentation,
+  a training step); the check scores it in the notebook's own pipeline.
+
+``warmup=True`` marks a short recall exercise (a box from a mask, a click to a pixel); the course
+keeps at most :data:`MAX_WARMUPS` of them (a test counts them).
 """
 
 from __future__ import annotations
@@ -24,10 +36,13 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "KINDS",
+    "MAX_WARMUPS",
     "Exercise",
     "REGISTRY",
     "check",
     "exercise",
+    "grade_prediction",
     "results",
     "solution",
     "solution_markdown",
@@ -45,23 +60,55 @@ class Exercise:
     checker: Callable[..., tuple[bool, str]]  # (answer, **context) -> (passed, feedback)
     solver: Callable[..., Any]  # (**context) -> reference answer
     hint: str = ""
+    kind: str = "check"  # one of KINDS
+    warmup: bool = False  # a short recall exercise (the course keeps at most MAX_WARMUPS)
+    choices: tuple[Any, ...] = ()  # a predict exercise's possible answers
 
 
+KINDS = ("check", "predict", "build")
+MAX_WARMUPS = 4
 REGISTRY: dict[str, Exercise] = {}
 _RESULTS: dict[str, str] = {}  # key -> "passed" | "failed" | "unanswered"
-_MODULES = ("nb01", "nb02", "nb03", "nb04", "nb05", "nb06", "nb07", "nb08")
+_MODULES = ("nb00", "nb01", "nb02", "nb03", "nb04", "nb05", "nb06", "nb07", "nb08")
 
 
-def exercise(key: str, question: str, solver: Callable[..., Any], hint: str = ""):
-    """Decorator registering ``checker`` as the check of exercise ``key`` (``"NN.short_name"``)."""
+def exercise(
+    key: str,
+    question: str,
+    solver: Callable[..., Any],
+    hint: str = "",
+    *,
+    kind: str,
+    warmup: bool = False,
+    choices: tuple[Any, ...] = (),
+):
+    """Decorator registering ``checker`` as the check of exercise ``key`` (``"NN.short_name"``).
+
+    ``kind`` is one of :data:`KINDS`; a ``predict`` exercise lists the answers it accepts in ``choices``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"Exercise {key!r}: kind {kind!r} is not one of {KINDS}.")
+    if (kind == "predict") != bool(choices):
+        raise ValueError(f"Exercise {key!r}: a predict exercise lists its choices, other kinds do not.")
 
     def register(checker: Callable[..., tuple[bool, str]]):
         if key in REGISTRY:
             raise ValueError(f"Exercise {key!r} is registered twice.")
-        REGISTRY[key] = Exercise(key, question, checker, solver, hint)
+        REGISTRY[key] = Exercise(key, question, checker, solver, hint, kind, warmup, tuple(choices))
         return checker
 
     return register
+
+
+def grade_prediction(answer: Any, outcome: Any, choices: tuple[Any, ...], why: str) -> tuple[bool, str]:
+    """The check of a predict exercise: any declared choice is an answer; say whether it came true, and why.
+
+    ``outcome`` is what this run measured (one of ``choices``); ``why`` explains it from this run's numbers.
+    """
+    if answer not in choices:
+        return False, f"answer one of {', '.join(repr(c) for c in choices)} (you wrote {answer!r})"
+    verdict = "your prediction held" if answer == outcome else f"this run says {outcome!r}, not {answer!r}"
+    return True, f"{verdict}. {why}"
 
 
 def _load_all() -> None:
@@ -128,9 +175,11 @@ def results() -> dict[str, str]:
 
 
 def summary(prefix: str = "") -> dict[str, Any]:
-    """Counts for results.json: how many exercises (with ``prefix``) passed, failed, were skipped."""
+    """Counts for results.json: how many exercises (with ``prefix``) passed, failed, were skipped, by kind."""
     chosen = {k: v for k, v in _RESULTS.items() if k.startswith(prefix)}
+    kinds = {k: REGISTRY[k].kind for k in chosen if k in REGISTRY}
     return {
+        "kinds": {kind: sum(v == kind for v in kinds.values()) for kind in KINDS},
         "total": len(chosen),
         "passed": sum(v == "passed" for v in chosen.values()),
         "failed": sum(v == "failed" for v in chosen.values()),

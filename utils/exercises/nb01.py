@@ -41,6 +41,7 @@ def _attention_truth(image_size: int, patch: int, window: int) -> dict[str, int]
     "'window_scores'.",
     solver=_solve_attention_cost,
     hint="global: tokens²; windowed: (number of windows) × (tokens per window)². 64 is not a multiple of 14.",
+    kind="check",
 )
 def _check_attention_cost(answer, image_size=1024, patch=16, window=14):
     truth = _attention_truth(image_size, patch, window)
@@ -67,6 +68,7 @@ def _solve_iou_head_params(head):
     "shapes (in_features, out_features), without calling .parameters().",
     solver=_solve_iou_head_params,
     hint="a Linear(in, out) layer has in × out weights plus out biases; print(head) shows the shapes",
+    kind="check",
 )
 def _check_iou_head_params(answer, head):
     truth = sum(p.numel() for p in head.parameters())
@@ -96,6 +98,8 @@ def _solve_low_res_size(image_hw=(480, 640), img_size=1024, grid=64):
     "padding? Answer {'low_res': (H, W), 'valid': (rows, cols)}.",
     solver=_solve_low_res_size,
     hint="longest side → img_size, pad to a square; the embedding grid is img_size/16; the decoder upscales 4×",
+    kind="check",
+    warmup=True,
 )
 def _check_low_res_size(answer, image_hw=(480, 640), img_size=1024, grid=64):
     scale = img_size / max(image_hw)
@@ -138,6 +142,7 @@ def _fourier(prompt_encoder, point, shift: float = 0.5, swap: bool = False) -> n
     "and the cosines. Answer the 1-D numpy array.",
     solver=_solve_fourier_point,
     hint="x is divided by the width and y by the height (prompt_encoder.input_image_size is (H, W)); add 0.5 first",
+    kind="check",
 )
 def _check_fourier_point(answer, prompt_encoder, point):
     answer = np.asarray(answer, dtype=np.float64).ravel()

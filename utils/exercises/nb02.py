@@ -34,6 +34,8 @@ def _solve_box_by_hand(mask):
     "and the box runs from the first to the last column and row that contain the mask (inclusive).",
     solver=_solve_box_by_hand,
     hint="mask.any(axis=1) tells which rows contain the mask, mask.any(axis=0) which columns; np.flatnonzero",
+    kind="check",
+    warmup=True,
 )
 def _check_box_by_hand(answer, mask):
     mask = _as_mask(mask)
@@ -66,6 +68,7 @@ def _solve_oracle_pick(masks, scores, gt):
     "the mask with the highest Dice.",
     solver=_solve_oracle_pick,
     hint="np.argmax(scores) for the IoU head; utils.metrics.dice(mask, gt) for each mask, then argmax",
+    kind="check",
 )
 def _check_oracle_pick(answer, masks, scores, gt):
     from utils.metrics import dice
@@ -101,6 +104,8 @@ def _solve_click_to_pixel(click, image_shape, display_width):
     "corner. Which image pixel (x, y) = (column, row) does SAM receive?",
     solver=_solve_click_to_pixel,
     hint="scale = display_width / W display pixels per image pixel; x = floor(u / scale), y = floor(v / scale)",
+    kind="check",
+    warmup=True,
 )
 def _check_click_to_pixel(answer, click, image_shape, display_width):
     height, width = image_shape[:2]
@@ -136,6 +141,7 @@ def _solve_next_click(pred, gt):
     "for a missed region, False for a spurious one.",
     solver=_solve_next_click,
     hint="scipy.ndimage.distance_transform_edt of each error mask gives the depth; take the deeper of the two maxima",
+    kind="check",
 )
 def _check_next_click(answer, pred, gt):
     x, y, positive = answer

@@ -17,6 +17,7 @@ def _solve_dice_by_hand(pred, gt):
     "Compute the Dice score of the model's mask `pred` against the ground truth `gt` with NumPy only.",
     solver=_solve_dice_by_hand,
     hint="Dice = 2 |P ∩ G| / (|P| + |G|); np.logical_and gives the overlap, .sum() counts pixels",
+    kind="check",
 )
 def _check_dice_by_hand(answer, pred, gt):
     from utils.metrics import dice
@@ -39,6 +40,8 @@ def _solve_jittered_box(box, jitter, u):
     "height (y), with the 4 uniform draws `u` in [-1, 1] given (no clipping).",
     solver=_solve_jittered_box,
     hint="width = x1 - x0 + 1 and height = y1 - y0 + 1 (inclusive pixel indices); u[0] and u[2] move x",
+    kind="check",
+    warmup=True,
 )
 def _check_jittered_box(answer, box, jitter, u):
     x0, y0, x1, y1 = (float(v) for v in box)
@@ -61,6 +64,8 @@ def _solve_oracle_gap(df, model, mode="point_center"):
     "IoU head: mean(dice_oracle − dice).",
     solver=_solve_oracle_gap,
     hint="filter rows with df['model'] == model and df['mode'] == mode, then subtract the two columns",
+    kind="check",
+    warmup=True,
 )
 def _check_oracle_gap(answer, df, model, mode="point_center"):
     rows = df[(df["model"] == model) & (df["mode"] == mode)]
@@ -83,6 +88,7 @@ def _solve_bootstrap_ci(values, n_boot=2000, seed=0):
     "97.5th percentiles.",
     solver=_solve_bootstrap_ci,
     hint="rng.integers(0, n, size=(n_boot, n)) gives n_boot resamples of case indices; then np.quantile",
+    kind="check",
 )
 def _check_bootstrap_ci(answer, values, n_boot=2000, seed=0):
     from utils.metrics import bootstrap_ci

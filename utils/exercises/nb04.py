@@ -22,6 +22,7 @@ def _solve_contrast_threshold(curve, fraction=0.9):
     "contrast at which the mean Dice is still at least 90% of the curve's best Dice?",
     solver=_solve_contrast_threshold,
     hint="best = max(curve['dice_mean']); keep the values whose Dice >= 0.9 * best; take the smallest",
+    kind="check",
 )
 def _check_contrast_threshold(answer, curve, fraction=0.9):
     values = [float(v) for v in curve["values"]]
@@ -53,6 +54,8 @@ def _solve_filled_ring_dice(hole_fraction, size=256, radius=60):
     "Dice of the filled prediction.",
     solver=_solve_filled_ring_dice,
     hint="a hole with a fraction f of the area has radius R * sqrt(f); Dice = 2|A ∩ B| / (|A| + |B|)",
+    kind="check",
+    warmup=True,
 )
 def _check_filled_ring_dice(answer, hole_fraction, size=256, radius=60):
     truth = 2 * (1 - hole_fraction) / (2 - hole_fraction)  # |ring| = (1 - f) |disc| and ring ⊂ disc
@@ -83,6 +86,7 @@ def _solve_window_levels(level, width, tissue_hu, lesion_hu):
     "in the window (`level`, `width`)?",
     solver=_solve_window_levels,
     hint="grey(hu) = clip((hu - (level - width / 2)) / width * 255, 0, 255)",
+    kind="check",
 )
 def _check_window_levels(answer, level, width, tissue_hu, lesion_hu):
     low = level - width / 2
@@ -111,6 +115,7 @@ def _solve_pca_2d(features):
     "them, take the SVD, keep the top two right singular vectors. Answer the (N, 2) coordinates.",
     solver=_solve_pca_2d,
     hint="np.linalg.svd(X - X.mean(0), full_matrices=False) returns U, S, Vt; project on Vt[:2]",
+    kind="check",
 )
 def _check_pca_2d(answer, features):
     answer = np.asarray(answer, dtype=float)

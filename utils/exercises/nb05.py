@@ -24,6 +24,7 @@ def _solve_lora_count(sam, rank=4):
     "`.out_features`) with A (rank x in) and B (out x rank).",
     solver=_solve_lora_count,
     hint="per block rank * (in + out); sum over the blocks",
+    kind="check",
 )
 def _check_lora_count(answer, sam, rank=4):
     from utils import peft
@@ -46,6 +47,8 @@ def _solve_lora_merge(weight, lora_a, lora_b, alpha, rank):
     "LoRA layer.",
     solver=_solve_lora_merge,
     hint="W + (alpha / rank) B A",
+    kind="check",
+    warmup=True,
 )
 def _check_lora_merge(answer, weight, lora_a, lora_b, alpha, rank):
     import torch
@@ -77,6 +80,7 @@ def _solve_svd_weight(weight, scale, shift):
     "U diag(relu(S * scale + shift)) Vh.",
     solver=_solve_svd_weight,
     hint="np.linalg.svd(weight, full_matrices=False) gives U, S, Vh",
+    kind="check",
 )
 def _check_svd_weight(answer, weight, scale, shift):
     import torch
@@ -109,6 +113,7 @@ def _solve_dice_bce(logits, target):
     "sum(t^2) + 1e-5) with p = sigmoid(logits), plus the mean binary cross-entropy.",
     solver=_solve_dice_bce,
     hint="BCE = -mean(t log p + (1 - t) log(1 - p))",
+    kind="check",
 )
 def _check_dice_bce(answer, logits, target):
     import torch

@@ -20,6 +20,8 @@ def _solve_embed_once_speedup(encoder_s, prompt_s, n_prompts=10):
     "then decoding each prompt than running the encoder and the decoder again for every prompt?",
     solver=_solve_embed_once_speedup,
     hint="re-encoding: n × (encoder + prompt); embedding once: encoder + n × prompt; divide the first by the second",
+    kind="check",
+    warmup=True,
 )
 def _check_embed_once_speedup(answer, encoder_s, prompt_s, n_prompts=10):
     expected = n_prompts * (encoder_s + prompt_s) / (encoder_s + n_prompts * prompt_s)
@@ -39,6 +41,8 @@ def _solve_flip_box(box, width):
     "[x0, y0, x1, y1] that covers the same pixels in the mirrored image.",
     solver=_solve_flip_box,
     hint="pixel column x lands on column width - 1 - x; the old right edge x1 becomes the new left edge",
+    kind="check",
+    warmup=True,
 )
 def _check_flip_box(answer, box, width):
     x0, y0, x1, y1 = (float(v) for v in box)
@@ -59,6 +63,7 @@ def _solve_entropy_by_hand(prob):
     "Compute the pixel-wise binary entropy in bits of the foreground probability map `prob`.",
     solver=_solve_entropy_by_hand,
     hint="H(p) = -p log2 p - (1 - p) log2 (1 - p); where p is 0 or 1 the entropy is 0 (clip p away from 0 and 1)",
+    kind="check",
 )
 def _check_entropy_by_hand(answer, prob):
     prob = np.asarray(prob, dtype=float)
@@ -88,6 +93,7 @@ def _solve_auroc_by_hand(scores, labels):
     "a random error pixel is more uncertain than a random correct pixel, ties counting one half.",
     solver=_solve_auroc_by_hand,
     hint="compare every error pixel with every correct pixel: positives[:, None] > negatives[None, :]",
+    kind="check",
 )
 def _check_auroc_by_hand(answer, scores, labels):
     from scipy.stats import rankdata

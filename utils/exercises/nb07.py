@@ -23,6 +23,8 @@ def _solve_next_box(mask, margin=3):
     "and clipped to the image.",
     solver=_solve_next_box,
     hint="x is the column: mask.any(axis=0) marks the columns that hold the mask; clip to 0..W-1 and 0..H-1",
+    kind="check",
+    warmup=True,
 )
 def _check_next_box(answer, mask, margin=3):
     from utils.prompts import next_box
@@ -50,6 +52,7 @@ def _solve_volume_ml(gt, spacing, step=3):
     "`spacing[0] * step` mm apart) and compute its volume too. Answer `(fine_ml, thick_ml)`.",
     solver=_solve_volume_ml,
     hint="one voxel is spacing[0] × spacing[1] × spacing[2] mm³, and 1 mL = 1000 mm³",
+    kind="check",
 )
 def _check_volume_ml(answer, gt, spacing, step=3):
     from utils.metrics import volume_ml
@@ -107,6 +110,7 @@ def _stop_rule_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
     "or its Dice with the previous mask is below `min_overlap`. Set `answer = should_stop` (the function).",
     solver=_solve_stop_rule,
     hint="check the area first (an empty mask would divide by zero); Dice = 2|A ∩ B| / (|A| + |B|)",
+    kind="check",
 )
 def _check_stop_rule(answer, min_area=10, max_area_ratio=2.0, min_overlap=0.5):
     from utils.lessons.volumetric import StopRule
@@ -138,6 +142,7 @@ def _solve_slice_window(image, percentiles=(1.0, 99.0)):
     "than the slice's minimum) to 0 and 255, clipping outside, and return a uint8 image of the same shape.",
     solver=_solve_slice_window,
     hint="np.percentile(image[image > image.min()], percentiles), then utils.images.rescale_to_uint8(image, low, high)",
+    kind="check",
 )
 def _check_slice_window(answer, image, percentiles=(1.0, 99.0)):
     from utils.lessons.volumetric import normalise_slices

@@ -33,6 +33,7 @@ def _solve_auto_box(grey, polarity="dark"):
     solver=_solve_auto_box,
     hint="scipy.ndimage.label(kept, structure=np.ones((3, 3))); border labels: labels[0], labels[-1], "
     "labels[:, 0], labels[:, -1]; np.bincount counts each component's pixels",
+    kind="check",
 )
 def _check_auto_box(answer, grey, polarity="dark"):
     from utils.lessons.autoprompt import auto_box
@@ -65,6 +66,8 @@ def _solve_box_iou(box, reference):
     "(x1 - x0 + 1) × (y1 - y0 + 1) pixels). Boxes that do not overlap have IoU 0.",
     solver=_solve_box_iou,
     hint="the overlap is a box too: the larger of the two x0 and y0, the smaller of the two x1 and y1",
+    kind="check",
+    warmup=True,
 )
 def _check_box_iou(answer, box, reference):
     from utils.prompts import box_iou
@@ -93,6 +96,7 @@ def _solve_lora_share(rank=4, model="sam_vit_b"):
     solver=_solve_lora_share,
     hint="added = blocks × rank × (in + out); the adapted model has the original parameters plus the added "
     "ones (peft.trainable_parameters on models.meta_sam gives the original total)",
+    kind="check",
 )
 def _check_lora_share(answer, rank=4, model="sam_vit_b"):
     from utils import models, peft
@@ -117,6 +121,8 @@ def _solve_notebooks_for(table, failure):
     "the sorted list of the notebooks that implement them (each row's `notebooks` is a tuple of stems).",
     solver=_solve_notebooks_for,
     hint="table['addresses'].apply(lambda keys: failure in keys) selects the rows; .explode() flattens tuples",
+    kind="check",
+    warmup=True,
 )
 def _check_notebooks_for(answer, table, failure):
     from utils.lessons.landscape import notebooks_for

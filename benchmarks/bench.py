@@ -222,27 +222,77 @@ def bench_evaluate(device: torch.device) -> dict | None:
     }
 
 
-def bench_playground(device: torch.device) -> dict | None:
-    """First-mask and re-prompt latency of the prompt playground (LiteMedSAM)."""
+def bench_playground(device: torch.device, model: str = "litemedsam", rounds: int = 10) -> dict | None:
+    """First-mask and re-prompt latency of the prompt playground, two ways in the same run.
+
+    Re-prompt is timed on two paths: headless (``set_box`` on a playground whose widget was never
+    shown: the decode and the Dice/IoU bookkeeping) and a student's (the widget built, so each edit also
+    redraws the picture, encodes the JPEG and refreshes the panel). Each path runs with the playground's
+    decoder (``ReusingDecoder``: the per-image half of the mask decoder computed once) and with
+    ``predictor.predict`` on every edit, alternated edit by edit, so the ratio survives a machine
+    whose speed drifts. Both decoders give the same masks (tests/lessons/test_playground_state.py).
+    """
     try:
         from utils.lessons.playground import PromptPlayground
     except ImportError:
         return None
+    from utils.models import CachedPredictor
     from utils.phantoms import make_phantom
 
     case = make_phantom("mri", seed=2, size=256)
-    predictor = CoursePredictor(load_sam("litemedsam", device=device), name="litemedsam")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MeaninglessModelWarning)
+        predictor = CachedPredictor(CoursePredictor(load_sam(model, device=device), name=model))
     ys, xs = np.nonzero(case.mask)
     start = time.perf_counter()
-    playground = PromptPlayground(predictor, case)
-    playground.set_box(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+    headless = PromptPlayground(predictor, case, frontend="sliders")
+    headless.set_box(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
     first = time.perf_counter() - start
-    latencies = []
-    for dx in range(1, 11):
-        start = time.perf_counter()
-        playground.set_box(float(xs.min() - dx % 3), float(ys.min()), float(xs.max() + dx % 2), float(ys.max()))
-        latencies.append(time.perf_counter() - start)
-    return {"first_mask_ms": 1000 * first, "reprompt_ms": 1000 * statistics.median(latencies)}
+    paths = {"headless": headless}
+    try:
+        widget = PromptPlayground(predictor, case)  # the frontend a student gets here; the same image: no encoding
+        widget.widget  # noqa: B018 - building it makes every edit redraw, as in a notebook
+        paths["widget"] = widget
+    except ImportError:  # no ipywidgets: the headless path only
+        pass
+    decoders = {name: playground.decoder for name, playground in paths.items()}
+    times: dict[tuple[str, str], list[float]] = {(p, d): [] for p in paths for d in ("reusing", "predict")}
+    edits = 0
+
+    def edit(path: str, decoder: str) -> float:
+        nonlocal edits
+        edits += 1
+        playground = paths[path]
+        playground.decoder = decoders[path] if decoder == "reusing" else None  # None: predictor.predict
+        begin = time.perf_counter()
+        playground.set_box(float(xs.min() - edits % 3), float(ys.min()), float(xs.max() + edits % 2), float(ys.max()))
+        return 1000 * (time.perf_counter() - begin)
+
+    order = [(p, d) for p in paths for d in ("reusing", "predict")]
+    for key in order:
+        edit(*key)  # warm-up
+    for turn in range(rounds):
+        for key in order if turn % 2 == 0 else order[::-1]:
+            times[key].append(edit(*key))
+    for path, playground in paths.items():
+        playground.decoder = decoders[path]
+    ratios = [old / new for old, new in zip(times[("headless", "predict")], times[("headless", "reusing")])]
+    result = {
+        "model": model,
+        "rounds": rounds,
+        "first_mask_ms": 1000 * first,
+        "reprompt_ms": statistics.median(times[("headless", "reusing")]),
+        "reprompt_predict_ms": statistics.median(times[("headless", "predict")]),
+        "reprompt_speedup": statistics.median(ratios),
+        "reprompt_speedup_min": min(ratios),
+        "reprompt_speedup_max": max(ratios),
+    }
+    if "widget" in paths:
+        result["widget_frontend"] = paths["widget"].frontend
+        result["widget_reprompt_ms"] = statistics.median(times[("widget", "reusing")])
+        result["widget_reprompt_predict_ms"] = statistics.median(times[("widget", "predict")])
+        result["widget_redraw_ms"] = statistics.median(paths["widget"].render_ms[-2 * rounds :])
+    return result
 
 
 def _adaptation_run(strategy: str, device_name: str, steps: int) -> dict:
@@ -339,8 +389,18 @@ def markdown(report: dict) -> str:
         p = report["playground"]
         lines += [
             "",
-            f"Prompt playground: first mask {p['first_mask_ms']:.0f} ms, re-prompt {p['reprompt_ms']:.0f} ms.",
+            f"Prompt playground ({p['model']}): first mask {p['first_mask_ms']:.0f} ms, re-prompt "
+            f"{p['reprompt_ms']:.0f} ms ({p['reprompt_predict_ms']:.0f} ms with `predictor.predict` on every edit; "
+            f"paired ratio {p['reprompt_speedup']:.2f}×, range {p['reprompt_speedup_min']:.2f}–"
+            f"{p['reprompt_speedup_max']:.2f}×, {p['rounds']} alternated edits each).",
         ]
+        if "widget_reprompt_ms" in p:
+            lines[-1] += (
+                f" With the widget shown ({p['widget_frontend']} frontend), an edit (decode + redraw) takes "
+                f"{p['widget_reprompt_ms']:.0f} ms "
+                f"({p['widget_reprompt_predict_ms']:.0f} ms with `predictor.predict`); the redraw alone "
+                f"{p['widget_redraw_ms']:.0f} ms."
+            )
     if report.get("adaptation"):
         lines += [
             "",

@@ -1,8 +1,11 @@
 """benchmarks/bench.py runs end to end (quick mode) and writes a report whose numbers hang together."""
 
+import importlib.util
 import json
 import subprocess
 import sys
+
+import torch
 
 from utils.machine import repo_root
 
@@ -46,3 +49,25 @@ def test_readme_shows_the_committed_bench_table_with_date_and_device():
     table = (repo_root() / "benchmarks" / "RESULTS.md").read_text().strip()
     assert table.startswith("Measured 20") and " on " in table.splitlines()[0]
     assert table in (repo_root() / "README.md").read_text(), "copy benchmarks/RESULTS.md into README's speed section"
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("course_bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_playground_section_times_both_decoders_on_both_paths_and_reports_them():
+    bench = _bench_module()
+    row = bench.bench_playground(torch.device("cpu"), model="tiny_sam", rounds=2)
+    assert row["model"] == "tiny_sam" and row["rounds"] == 2 and row["first_mask_ms"] > 0
+    for key in ("reprompt_ms", "reprompt_predict_ms", "widget_reprompt_ms", "widget_reprompt_predict_ms"):
+        assert row[key] > 0, key
+    assert row["reprompt_speedup_min"] <= row["reprompt_speedup"] <= row["reprompt_speedup_max"]
+    assert row["widget_redraw_ms"] > 0 and row["widget_frontend"] in ("click", "sliders")
+    text = bench.markdown({"date": "2026-01-01", "device_name": "CPU", "gpu": False, "floor_tflops": 0.1,
+                           "floor_dtype": "float32", "playground": row})  # fmt: skip
+    expected = f"re-prompt {row['reprompt_ms']:.0f} ms ({row['reprompt_predict_ms']:.0f} ms with `predictor.predict`"
+    assert expected in text
+    assert f"paired ratio {row['reprompt_speedup']:.2f}×" in text and "redraw alone" in text

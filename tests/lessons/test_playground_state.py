@@ -10,9 +10,11 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from utils import models, phantoms
 from utils.datasets import Case
+from utils.lessons.playground.decoder import ReusingDecoder
 from utils.lessons.playground.state import EMBEDDING_CACHE_SIZE, PlaygroundState
 from utils.metrics import dice, iou
 from utils.prompts import box_from_mask
@@ -312,3 +314,90 @@ def test_the_state_restores_its_embedding_after_the_predictor_moved_on(tiny_pred
     tiny_predictor.set_image(ct.image)
     expected, _, _ = tiny_predictor.predict(point_coords=np.array([[120, 120]]), point_labels=np.array([1]))
     assert np.array_equal(state.masks, expected)
+
+
+# ------------------------------------------------------------------- the reusing decoder (issue 16)
+def _prompts(shape: tuple[int, int], seed: int = 0, n: int = 6):
+    """Points, boxes and both, single and multimask, spread over an image of ``shape``."""
+    rng = np.random.default_rng(seed)
+    height, width = shape
+    for _ in range(n):
+        k = int(rng.integers(1, 4))
+        points = rng.uniform(0, [width - 1, height - 1], (k, 2))
+        labels = rng.integers(0, 2, k)
+        x0, y0 = rng.uniform(0, [width / 2, height / 2])
+        box = np.array([x0, y0, x0 + rng.uniform(8, width / 2 - 1), y0 + rng.uniform(8, height / 2 - 1)])
+        for prompt in ({"point_coords": points, "point_labels": labels}, {"box": box},
+                       {"point_coords": points, "point_labels": labels, "box": box}):  # fmt: skip
+            for multimask in (True, False):
+                yield {**prompt, "multimask_output": multimask}
+
+
+def _assert_same_as_predict(decoder: ReusingDecoder, predictor, prompts) -> int:
+    """Masks, IoU-head scores and low-res logits of ``decoder`` equal ``predictor.predict``'s, bit for bit."""
+    n = 0
+    for prompt in prompts:
+        expected, got = predictor.predict(**prompt), decoder.predict(**prompt)
+        for name, a, b in zip(("masks", "scores", "low-res logits"), expected, got):
+            assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b), (name, prompt)
+        n += 1
+    return n
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (190, 300)])  # square: no resize; otherwise both resizes run
+def test_reusing_decoder_returns_what_predict_returns_bit_for_bit(tiny_predictor, shape):
+    image = phantoms.make_phantom("ct", seed=1, size=256).image[: shape[0], : shape[1]]
+    if image.shape[:2] != shape:
+        image = np.pad(image, ((0, shape[0] - image.shape[0]), (0, shape[1] - image.shape[1]), (0, 0)))
+    tiny_predictor.set_image(image)
+    decoder = ReusingDecoder(tiny_predictor)
+    assert decoder.enabled
+    assert _assert_same_as_predict(decoder, tiny_predictor, _prompts(shape)) == 36
+    assert decoder.image_passes == 1  # the per-image half ran once for 36 prompts
+
+
+def test_reusing_decoder_notices_a_new_image_and_changed_weights(tiny_predictor, ct):
+    decoder = ReusingDecoder(tiny_predictor)
+    tiny_predictor.set_image(ct.image)
+    _assert_same_as_predict(decoder, tiny_predictor, _prompts(ct.image.shape[:2], n=1))
+    tiny_predictor.set_image(phantoms.make_phantom("mri", seed=3, size=256).image)  # another image
+    _assert_same_as_predict(decoder, tiny_predictor, _prompts(ct.image.shape[:2], seed=1, n=1))
+    assert decoder.image_passes == 2
+    layer = tiny_predictor.model.mask_decoder.transformer.layers[0].cross_attn_token_to_image.k_proj
+    with torch.no_grad():
+        layer.weight.mul_(1.5)  # a training step on a cached projection's weights
+    _assert_same_as_predict(decoder, tiny_predictor, _prompts(ct.image.shape[:2], seed=2, n=1))
+    assert decoder.image_passes == 3
+
+
+def test_reusing_decoder_checks_prompts_and_falls_back_for_other_predictors(fake, tiny_predictor, ct):
+    assert not ReusingDecoder(fake).enabled  # no segment-anything model: predictor.predict answers
+    state = PlaygroundState(fake, _case())
+    state.set_box(10, 10, 30, 30)
+    assert state.mask.sum() == 21 * 21
+    tiny_predictor.set_image(ct.image)
+    decoder = ReusingDecoder(tiny_predictor)
+    with pytest.raises(ValueError):
+        decoder.predict(box=np.array([0, 0, 400, 10]), multimask_output=False)  # outside the 256² image
+    with pytest.raises(ValueError, match="both"):
+        decoder.predict(point_coords=np.array([[5.0, 5.0]]), multimask_output=True)
+
+
+@pytest.mark.slow
+def test_the_playground_shows_litemedsams_own_masks_for_every_edit():
+    """LiteMedSAM (the offline course's model, real weights): each edit's mask is predictor.predict's."""
+    case = phantoms.make_phantom("mri", seed=2, size=256)
+    predictor = models.load_predictor("litemedsam", device="cpu")
+    state = PlaygroundState(predictor, case)
+    assert state.decoder is not None and state.decoder.enabled
+    x0, y0, x1, y1 = box_from_mask(case.mask)
+    edits = [lambda: state.set_box(x0, y0, x1, y1), lambda: state.add_point((x0 + x1) / 2, (y0 + y1) / 2),
+             lambda: state.add_point(x0 + 2, y0 + 2, positive=False), lambda: state.set_multimask("multi"),
+             lambda: state.undo(), lambda: state.set_box(x0 - 3, y0, x1 + 2, y1)]  # fmt: skip
+    for edit in edits:
+        edit()
+        masks, scores, logits = predictor.predict(**state.prompt_arrays(), multimask_output=state.multimask_used)
+        assert np.array_equal(state.masks, masks) and np.array_equal(state.scores, scores)
+        assert np.array_equal(state.low_res_logits, logits)
+    assert 0.5 < state.dice <= 1.0  # a box around the structure: a real mask, not an empty one
+    assert predictor.encoder_calls == 1

@@ -347,3 +347,23 @@ def test_litemedsam_points_alone_fail_where_the_box_works(thalamus_largest, lite
     pg.reset()
     pg.set_box(*box_from_mask(thalamus_largest.mask))
     assert point_dice < 0.2 < 0.6 < pg.dice
+
+
+@pytest.mark.slow
+def test_litemedsam_widget_edits_show_predicts_own_masks_on_a_real_scan(litemedsam, thalamus_largest, lite_playground):
+    """The playground's reusing decoder changes speed, not masks: on a real, non-square slice (so both of
+    SAM's mask resizes run) every edit shows what ``predictor.predict`` returns for that prompt."""
+    pg, case = lite_playground, thalamus_largest
+    assert pg.image.shape[0] != pg.image.shape[1] and pg.decoder.enabled
+    pg.widget  # noqa: B018 - shown: every edit redraws, as for a student
+    ((x, y),), _ = points_from_mask(case.mask)
+    edits = [lambda: pg.set_box(*box_from_mask(case.mask)), lambda: pg.add_point(x, y),
+             lambda: pg.add_point(x + 30, y, positive=False), lambda: pg.set_multimask("multi"),
+             lambda: pg.undo(), lambda: pg.set_box(*box_from_mask(case.mask, jitter=0.1))]  # fmt: skip
+    redraws = len(pg.render_ms)
+    for edit in edits:
+        edit()
+        masks, scores, logits = litemedsam.predict(**pg.prompt_arrays(), multimask_output=pg.multimask_used)
+        assert np.array_equal(pg.masks, masks) and np.array_equal(pg.scores, scores)
+        assert np.array_equal(pg.low_res_logits, logits)
+    assert len(pg.render_ms) == redraws + len(edits)

@@ -4,7 +4,8 @@
 :class:`~utils.datasets.Case`. The image encoder runs **once per image**; every prompt edit after
 that runs only the prompt encoder and mask decoder (``predictor.encoder_calls`` does not move).
 
-The package: ``state`` (prompts, undo, masks, metrics; no widget), ``picture`` (the drawing),
+The package: ``state`` (prompts, undo, masks, metrics; no widget), ``decoder`` (the prompt → mask
+step, reusing the decoder's per-image work), ``picture`` (the drawing),
 ``views`` (the two ipywidgets frontends over the state) and ``canvas.js`` (the click frontend's
 JavaScript). Both frontends show the same picture (image, ground-truth outline, mask, prompts) and
 the same slider/text controls, so keyboard use works everywhere:

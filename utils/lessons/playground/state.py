@@ -16,6 +16,7 @@ import numpy as np
 
 from utils.datasets import Case
 from utils.images import to_mask, to_rgb_uint8
+from utils.lessons.playground.decoder import ReusingDecoder
 from utils.metrics import dice as dice_score
 from utils.metrics import iou as iou_score
 from utils.models import CachedPredictor
@@ -64,6 +65,9 @@ class PlaygroundState:
         if not isinstance(predictor, CachedPredictor):
             predictor = CachedPredictor(predictor, max_items=EMBEDDING_CACHE_SIZE)
         self.predictor = predictor
+        # predictor.predict's answers, bit for bit, without redoing the decoder's per-image work on every edit;
+        # None makes every edit call predictor.predict (the bench times both).
+        self.decoder: ReusingDecoder | None = ReusingDecoder(predictor)
         self._multimask = _check_multimask(multimask)
         first = name or getattr(case_or_image, "name", None) or "image"
         self._sources: dict[str, CaseSource] = {first: case_or_image}
@@ -215,7 +219,8 @@ class PlaygroundState:
             return
         self._activate()
         start = time.perf_counter()
-        masks, scores, logits = self.predictor.predict(**self.prompt_arrays(), multimask_output=self.multimask_used)
+        predict = self.predictor.predict if self.decoder is None else self.decoder.predict
+        masks, scores, logits = predict(**self.prompt_arrays(), multimask_output=self.multimask_used)
         self.masks, self.scores, self.low_res_logits = masks.astype(bool), np.asarray(scores), logits
         self._dice_per_output = None if self.gt is None else [dice_score(m, self.gt) for m in self.masks]
         self.latencies_ms.append(1000 * (time.perf_counter() - start))

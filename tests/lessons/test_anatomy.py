@@ -337,3 +337,61 @@ def test_component_timing_checks_its_inputs():
 
 def test_format_shape():
     assert anatomy.format_shape((1, 256, 64, 64)) == "1×256×64×64"
+
+
+# ------------------------------------------------------------------------------ FLOPs, precision, encoder time
+
+
+def test_stage_gflop_counts_the_bench_numbers_on_the_meta_device():
+    vit_b = anatomy.stage_gflop("sam_vit_b")
+    assert vit_b["image_encoder"] == pytest.approx(972.1, abs=0.1)  # benchmarks/RESULTS.md: 972.1
+    assert vit_b["prompt_to_mask"] == pytest.approx(3.62, abs=0.01)  # the bench's prompt→mask GFLOP
+
+
+def test_stage_gflop_equals_a_count_on_real_weights():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    sam = load_tiny_sam()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        sam.image_encoder(torch.zeros(1, 3, 256, 256))
+    assert anatomy.stage_gflop("tiny_sam")["image_encoder"] == pytest.approx(counter.get_total_flops() / 1e9)
+    assert 0 < anatomy.stage_gflop("tiny_sam")["prompt_to_mask"] < anatomy.stage_gflop("tiny_sam")["image_encoder"]
+
+
+def test_encoder_dtype_follows_the_predictors_autocast():
+    assert anatomy.encoder_dtype("cpu") == torch.float32
+    if torch.cuda.is_available():
+        assert anatomy.encoder_dtype("cuda") == torch.float16
+
+
+def test_encoder_seconds_times_set_image_after_a_warm_up():
+    predictor = models.CoursePredictor(load_tiny_sam(), name="tiny_sam")
+    assert anatomy.encoder_seconds(predictor, _image()) > 0 and predictor.encoder_calls == 2
+    assert anatomy.encoder_seconds(predictor, _image(), warmup=False) > 0 and predictor.encoder_calls == 3
+
+
+# ------------------------------------------------------------------------------ a box's tokens, decoded
+
+
+def test_box_tokens_decode_to_what_predict_returns():
+    predictor = _tiny_predictor(_image())
+    box = np.array([20, 15, 55, 40], dtype=np.float32)
+    tokens = anatomy.box_tokens(predictor, box)
+    assert tokens.shape == (2, predictor.model.prompt_encoder.embed_dim)
+    mask, logits = anatomy.decode_tokens(predictor, tokens)
+    single, _, low_res = predictor.predict(box=box, multimask_output=False)
+    np.testing.assert_array_equal(mask, single[0])
+    np.testing.assert_allclose(logits, low_res[0], atol=1e-5)
+    other = anatomy.box_tokens(predictor, [0, 0, 10, 10])
+    assert not np.allclose(other, tokens)  # the tokens carry the box's position
+    _, other_logits = anatomy.decode_tokens(predictor, other)
+    assert not np.allclose(other_logits, logits)  # and the decoder reads it
+
+
+def test_box_tokens_and_decode_check_their_inputs():
+    with pytest.raises(ValueError, match="set_image"):
+        anatomy.box_tokens(models.CoursePredictor(load_tiny_sam()), [0, 0, 5, 5])
+    with pytest.raises(ValueError, match="set_image"):
+        anatomy.decode_tokens(models.CoursePredictor(load_tiny_sam()), np.zeros((2, 64)))
+    with pytest.raises(ValueError, match=r"\(N, 64\)"):
+        anatomy.decode_tokens(_tiny_predictor(_image()), np.zeros((2, 63)))

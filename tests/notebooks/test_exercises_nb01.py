@@ -7,9 +7,9 @@ from utils import exercises, models
 from utils.exercises import nb01  # noqa: F401  (registers the exercises)
 from utils.lessons import anatomy
 
-from fakes import load_tiny_sam
+from fakes import blob_case, load_tiny_predictor, load_tiny_sam
 
-KEYS = ("01.attention_cost", "01.iou_head_params", "01.low_res_size", "01.fourier_point")
+KEYS = ("01.attention_cost", "01.iou_head_params", "01.fourier_point", "01.box_tokens", "01.prompt_speedup")
 
 
 def _check(key, answer, **context):
@@ -48,18 +48,6 @@ def test_iou_head_params():
     assert _check("01.iou_head_params", exercises.solution("01.iou_head_params", head=tiny_head), head=tiny_head)[0]
 
 
-def test_low_res_size():
-    assert _check("01.low_res_size", {"low_res": (256, 256), "valid": (192, 256)})[0]
-    passed, feedback = _check("01.low_res_size", {"low_res": (256, 256), "valid": (256, 192)})
-    assert not passed and "padded" in feedback
-    passed, feedback = _check("01.low_res_size", {"low_res": (480, 640), "valid": (480, 640)})
-    assert not passed and "embedding grid" in feedback
-    assert not _check("01.low_res_size", (256, 256))[0]
-    context = {"image_hw": (300, 200), "img_size": 256, "grid": 16}  # tiny SAM: 64×64 logits
-    assert exercises.solution("01.low_res_size", **context) == {"low_res": (64, 64), "valid": (64, 43)}
-    assert _check("01.low_res_size", exercises.solution("01.low_res_size", **context), **context)[0]
-
-
 def test_fourier_point():
     encoder = load_tiny_sam().prompt_encoder
     point = (70.0, 180.0)
@@ -77,13 +65,69 @@ def test_fourier_point():
     assert not passed and "expected" in feedback
 
 
+@pytest.fixture(scope="module")
+def tiny_with_image():
+    predictor = load_tiny_predictor()
+    case = blob_case("tokens", shape=(48, 64))
+    predictor.set_image(case.image)
+    return predictor, [14.0, 9.0, 40.0, 31.0]  # a box in image pixels
+
+
+def test_box_tokens_are_plugged_into_the_decoder(tiny_with_image):
+    predictor, box = tiny_with_image
+    encode_box = exercises.solution("01.box_tokens")
+    encoder = predictor.model.prompt_encoder
+    box_input = predictor.transform.apply_boxes(np.array([box]), predictor.original_size)[0]
+    np.testing.assert_allclose(encode_box(encoder, box_input), anatomy.box_tokens(predictor, box), atol=1e-5)
+    passed, feedback = _check("01.box_tokens", encode_box, predictor=predictor, box=box)
+    assert passed and "Dice 1.0000 with the course's" in feedback
+
+
+def test_box_tokens_mistakes_are_named_with_the_measured_mask(tiny_with_image):
+    predictor, box = tiny_with_image
+    reference = exercises.solution("01.box_tokens")
+    kinds = np.stack([predictor.model.prompt_encoder.point_embeddings[i].weight.detach().numpy()[0] for i in (2, 3)])
+
+    def no_kinds(encoder, box_input):
+        return reference(encoder, box_input) - kinds
+
+    def swapped_kinds(encoder, box_input):
+        return reference(encoder, box_input) - kinds + kinds[::-1]
+
+    def shifted(encoder, box_input):  # forgot the pixel centre
+        return reference(encoder, np.asarray(box_input) - 0.5)
+
+    for builder, message in ((no_kinds, "add the learned corner"), (swapped_kinds, "top-left corner gets"),
+                             (shifted, "differ from the prompt encoder's")):  # fmt: skip
+        passed, feedback = _check("01.box_tokens", builder, predictor=predictor, box=box)
+        assert not passed and message in feedback and "the decoder's mask from your tokens" in feedback
+    passed, feedback = _check("01.box_tokens", lambda encoder, box_input: np.zeros(5), predictor=predictor, box=box)
+    assert not passed and "shape" in feedback
+    assert not _check("01.box_tokens", np.zeros((2, 64)), predictor=predictor, box=box)[0]
+
+
+@pytest.mark.parametrize(("encoder_s", "outcome"), [(0.05, "under 10"), (1.0, "10 to 100"), (3.0, "over 100")])
+def test_prompt_speedup_is_answered_from_the_timing(encoder_s, outcome):
+    context = {"encoder_s": encoder_s, "decoder_ms": 20.0, "encoder_gflop": 75.0, "prompt_gflop": 3.6}
+    assert exercises.solution("01.prompt_speedup", **context) == outcome
+    passed, feedback = _check("01.prompt_speedup", outcome, **context)
+    assert passed and feedback.startswith("your prediction held") and "FLOP ratio of 21" in feedback
+    wrong = next(c for c in ("under 10", "10 to 100", "over 100") if c != outcome)
+    passed, feedback = _check("01.prompt_speedup", wrong, **context)
+    assert passed and f"this run says {outcome!r}" in feedback
+    assert ("less well" in feedback) == (1000 * encoder_s / 20.0 < 75.0 / 3.6)
+    assert not _check("01.prompt_speedup", 50, **context)[0]
+
+
 @pytest.mark.parametrize("key", KEYS)
-def test_check_prints_feedback_through_the_framework(key, capsys):
+def test_check_prints_feedback_through_the_framework(key, capsys, tiny_with_image):
+    predictor, box = tiny_with_image
     contexts = {
         "01.attention_cost": {},
         "01.iou_head_params": {"head": load_tiny_sam().mask_decoder.iou_prediction_head},
-        "01.low_res_size": {},
         "01.fourier_point": {"prompt_encoder": load_tiny_sam().prompt_encoder, "point": (3.0, 4.0)},
+        "01.box_tokens": {"predictor": predictor, "box": box},
+        "01.prompt_speedup": {"encoder_s": 1.0, "decoder_ms": 50.0, "encoder_gflop": 75.0, "prompt_gflop": 3.6},
     }
     assert exercises.check(key, None, use_solution=True, **contexts[key]) is True
     assert "✅" in capsys.readouterr().out

@@ -60,4 +60,14 @@ def test_00_setup_reports_environment_and_a_real_segmentation(smoke_results):
     # LiteMedSAM with a box on a real brain structure: a real number, not a smoke placeholder
     assert body["first_segmentation"]["model"] == "litemedsam"
     assert body["first_segmentation"]["dice"] > 0.5  # measured 0.67 on the median thalamus slice
-    assert body["first_segmentation"]["encoder_calls"] == 1
+    # a warm-up pass and a timed pass; the prompt itself runs no encoder
+    assert body["first_segmentation"]["encoder_calls"] == body["first_segmentation"]["encoder_calls_after_prompt"] == 2
+    # the arithmetic the prose quotes: ViT-B's encoder ~970 GFLOP (bench: 972), LiteMedSAM's ~75, a prompt < 4
+    assert body["encoder_gflop"]["sam_vit_b"] == pytest.approx(972.1, abs=0.1)
+    assert body["encoder_gflop"]["litemedsam"] == pytest.approx(74.9, abs=0.1)
+    assert all(0 < gflop < 4 for gflop in body["prompt_gflop"].values())
+    timing = results["timing"]
+    assert timing["encoder_floor_s"] == pytest.approx(74.9487 / (1000 * timing["matmul_tflops"]), rel=1e-3)
+    assert timing["matmul_dtype"] == "torch.float32" and timing["encoder_s"] > 0
+    summary = body["exercises"]
+    assert summary["passed"] == summary["total"] == 2 and summary["kinds"] == {"check": 0, "predict": 1, "build": 1}

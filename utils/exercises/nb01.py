@@ -1,4 +1,5 @@
-"""Exercises of notebook 01 (SAM's architecture): each checker computes the truth from its context."""
+"""Exercises of notebook 01 (SAM's architecture): each checker computes the truth from its context, runs the
+student's component in the model, or explains this run's measurement."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 
 import numpy as np
 
-from utils.exercises import exercise
+from utils.exercises import exercise, grade_prediction
 
 # ------------------------------------------------------------------ 1. windowed vs global attention
 
@@ -80,41 +81,7 @@ def _check_iou_head_params(answer, head):
     return True, f"{truth:,} parameters: tiny next to the encoder, yet it ranks SAM's 3 candidate masks"
 
 
-# ------------------------------------------------------------------ 3. the low-res mask and its padding
-
-
-def _solve_low_res_size(image_hw=(480, 640), img_size=1024, grid=64):
-    scale = img_size / max(image_hw)  # the longest side is resized to img_size
-    resized = [round(side * scale) for side in image_hw]
-    low_res = grid * 4  # two stride-2 transposed convolutions in output_upscaling
-    valid = [math.ceil(side * low_res / img_size) for side in resized]  # the rest is padding
-    return {"low_res": (low_res, low_res), "valid": tuple(valid)}
-
-
-@exercise(
-    "01.low_res_size",
-    "An image of image_hw = (height, width) pixels goes into SAM. What (H, W) are the low-res mask logits "
-    "the decoder returns, and how many of their rows and columns cover the image rather than the zero "
-    "padding? Answer {'low_res': (H, W), 'valid': (rows, cols)}.",
-    solver=_solve_low_res_size,
-    hint="longest side → img_size, pad to a square; the embedding grid is img_size/16; the decoder upscales 4×",
-    kind="check",
-    warmup=True,
-)
-def _check_low_res_size(answer, image_hw=(480, 640), img_size=1024, grid=64):
-    scale = img_size / max(image_hw)
-    low_res = 4 * grid
-    valid = tuple(math.ceil(round(s * scale) * low_res / img_size) for s in image_hw)
-    if not isinstance(answer, dict) or set(answer) != {"low_res", "valid"}:
-        return False, "answer a dict with the keys 'low_res' and 'valid'"
-    if tuple(int(s) for s in answer["low_res"]) != (low_res, low_res):
-        return False, "the low-res size does not depend on the image: it comes from the embedding grid"
-    if tuple(int(s) for s in answer["valid"]) != valid:
-        return False, "the valid part is wrong: which side was padded, and by how much?"
-    return True, f"{low_res}×{low_res} logits, of which {valid[0]}×{valid[1]} show the image"
-
-
-# ------------------------------------------------------------------ 4. a point's Fourier features by hand
+# ------------------------------------------------------------------ 3. a point's Fourier features by hand
 
 
 def _solve_fourier_point(prompt_encoder, point):
@@ -156,3 +123,102 @@ def _check_fourier_point(answer, prompt_encoder, point):
     if np.allclose(answer, _fourier(prompt_encoder, point, swap=True), atol=1e-4):
         return False, "almost: sines come first, then cosines"
     return False, "the numbers differ from prompt_encoder.pe_layer's encoding"
+
+
+# ------------------------------------------------------------------ 4. a box's tokens, plugged into the decoder
+
+
+def _solve_box_tokens(**context):
+    def encode_box(prompt_encoder, box_input):
+        gaussian = prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.cpu().numpy()  # (2, 128)
+        height, width = prompt_encoder.input_image_size
+        corners = (np.reshape(box_input, (2, 2)) + 0.5) / [width, height]  # (x0, y0), (x1, y1) in [0, 1]
+        projected = 2 * np.pi * ((2 * corners - 1) @ gaussian)
+        codes = np.concatenate([np.sin(projected), np.cos(projected)], axis=1)  # (2, 256): one row per corner
+        # the learned "top-left corner" and "bottom-right corner" vectors (point_embeddings 2 and 3)
+        kinds = [prompt_encoder.point_embeddings[i].weight.detach().cpu().numpy()[0] for i in (2, 3)]
+        return codes + np.stack(kinds)
+
+    return encode_box
+
+
+def _corner_kinds(prompt_encoder) -> np.ndarray:
+    return np.stack([prompt_encoder.point_embeddings[i].weight.detach().cpu().double().numpy()[0] for i in (2, 3)])
+
+
+@exercise(
+    "01.box_tokens",
+    "Write `encode_box(prompt_encoder, box_input)`: the prompt encoder's two sparse tokens (an array of shape "
+    "(2, 256)) for a box [x0, y0, x1, y1] given in the model's input pixels — each corner's Fourier code "
+    "(exercise 01.fourier_point) plus the learned vector of its kind (prompt_encoder.point_embeddings[2] for "
+    "the top-left corner, [3] for the bottom-right). The course feeds your tokens to the mask decoder in "
+    "place of the prompt encoder's and measures whether the mask changes.",
+    solver=_solve_box_tokens,
+    hint="reshape the box to two (x, y) corners; encode both like a point; add point_embeddings[2].weight[0] to "
+    "the first row and point_embeddings[3].weight[0] to the second",
+    kind="build",
+)
+def _check_box_tokens(answer, predictor, box):
+    from utils.lessons import anatomy
+    from utils.metrics import dice
+
+    if not callable(answer):
+        return False, "answer the function itself: answer = encode_box"
+    prompt_encoder = predictor.model.prompt_encoder
+    box_input = predictor.transform.apply_boxes(np.asarray(box, dtype=np.float64)[None], predictor.original_size)[0]
+    reference = anatomy.box_tokens(predictor, box).astype(np.float64)
+    tokens = np.asarray(answer(prompt_encoder, box_input.copy()), dtype=np.float64)
+    if tokens.shape != reference.shape:
+        return False, f"expected tokens of shape {reference.shape} (one row per corner), got {tokens.shape}"
+    mask, logits = anatomy.decode_tokens(predictor, tokens)
+    course_mask, course_logits = anatomy.decode_tokens(predictor, reference)
+    agreement = 1.0 if not (mask.any() or course_mask.any()) else dice(mask, course_mask)
+    measured = f"the decoder's mask from your tokens has Dice {agreement:.4f} with the course's"
+    if np.allclose(tokens, reference, atol=1e-3):
+        change = np.abs(logits - course_logits).max()
+        return True, f"your tokens are the prompt encoder's; {measured} (largest logit change {change:.1e})"
+    kinds = _corner_kinds(prompt_encoder)
+    if np.allclose(tokens, reference - kinds, atol=1e-3):
+        return False, f"{measured}: add the learned corner vectors (point_embeddings[2] and [3])"
+    if np.allclose(tokens, reference - kinds + kinds[::-1], atol=1e-3):
+        return False, f"{measured}: the top-left corner gets point_embeddings[2], the bottom-right [3]"
+    difference = np.abs(tokens - reference).max()
+    return False, f"{measured}, but the tokens differ from the prompt encoder's (by up to {difference:.3g})"
+
+
+# ------------------------------------------------------------------ 5. predict: prompts per encoder pass
+
+SPEEDUP_CHOICES = ("under 10", "10 to 100", "over 100")
+
+
+def _solve_prompt_speedup(encoder_s, decoder_ms, encoder_gflop, prompt_gflop):
+    prompts = 1000 * encoder_s / decoder_ms  # prompts decoded in the time of one encoder pass
+    return "under 10" if prompts < 10 else "10 to 100" if prompts <= 100 else "over 100"
+
+
+@exercise(
+    "01.prompt_speedup",
+    "Once an image is embedded, how many box prompts can the prompt encoder and mask decoder handle in the "
+    "time of one encoder pass? The FLOP counts of both stages for this run's model are printed above. "
+    f"Predict one of {', '.join(repr(c) for c in SPEEDUP_CHOICES)} before the timing cell runs.",
+    solver=_solve_prompt_speedup,
+    hint="the FLOP ratio is a first guess; small operations often run further from the device's peak than big ones",
+    kind="predict",
+    choices=SPEEDUP_CHOICES,
+)
+def _check_prompt_speedup(answer, encoder_s, decoder_ms, encoder_gflop, prompt_gflop):
+    prompts = 1000 * encoder_s / decoder_ms
+    flop_ratio = encoder_gflop / prompt_gflop
+    outcome = _solve_prompt_speedup(encoder_s, decoder_ms, encoder_gflop, prompt_gflop)
+    relation = "below" if prompts < flop_ratio else "above"
+    why = (
+        f"One encoder pass took {encoder_s:.2f} s and one prompt {decoder_ms:.1f} ms: {prompts:.0f} prompts per "
+        f"encoder pass, {relation} the FLOP ratio of {flop_ratio:.0f} ({encoder_gflop:.0f} / {prompt_gflop:.2f} "
+        "GFLOP). "
+        + (
+            "The decoder's many small operations use the device less well than the encoder's large ones."
+            if prompts < flop_ratio
+            else "The encoder's large products ran further from the device's peak than the decoder's small ones."
+        )
+    )
+    return grade_prediction(answer, outcome, SPEEDUP_CHOICES, why)

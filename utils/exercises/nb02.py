@@ -1,55 +1,15 @@
-"""Exercises of notebook 02 (prompting SAM): boxes, the IoU head vs the oracle, clicks, corrective clicks."""
+"""Exercises of notebook 02 (prompting SAM): which prompt wins, the IoU head vs the oracle, clicks, a corrective-click
+policy run against the course's."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from utils.exercises import exercise
+from utils.exercises import exercise, grade_prediction
 
 
 def _as_mask(mask) -> np.ndarray:
     return np.asarray(mask).astype(bool)
-
-
-def _error_depths(pred, gt) -> dict[bool, np.ndarray]:
-    """Distance of each pixel to the edge of its error region: True → missed (FN), False → spurious (FP)."""
-    from scipy import ndimage
-
-    pred, gt = _as_mask(pred), _as_mask(gt)
-    regions = {True: gt & ~pred, False: pred & ~gt}
-    # Padding makes the image border count as an edge: a click at the border is never "deep".
-    return {kind: ndimage.distance_transform_edt(np.pad(r, 1))[1:-1, 1:-1] for kind, r in regions.items()}
-
-
-# ------------------------------------------------------------------------------ 02.box_by_hand
-def _solve_box_by_hand(mask):
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return [cols[0], rows[0], cols[-1], rows[-1]]
-
-
-@exercise(
-    "02.box_by_hand",
-    "Compute the tight box prompt [x0, y0, x1, y1] of `mask` with NumPy: x is the column, y the row, "
-    "and the box runs from the first to the last column and row that contain the mask (inclusive).",
-    solver=_solve_box_by_hand,
-    hint="mask.any(axis=1) tells which rows contain the mask, mask.any(axis=0) which columns; np.flatnonzero",
-    kind="check",
-    warmup=True,
-)
-def _check_box_by_hand(answer, mask):
-    mask = _as_mask(mask)
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    expected = np.array([cols[0], rows[0], cols[-1], rows[-1]], dtype=float)
-    given = np.asarray(answer, dtype=float).reshape(-1)
-    if given.size != 4:
-        return False, f"a box is 4 numbers [x0, y0, x1, y1]; you gave {given.size}"
-    if np.allclose(given, expected[[1, 0, 3, 2]]) and not np.allclose(given, expected):
-        return False, "that is (row, col) order: SAM wants x (column) first, then y (row)"
-    if np.allclose(given, expected):
-        return True, f"box {expected.astype(int).tolist()} (same as utils.prompts.box_from_mask)"
-    return False, f"off by up to {np.abs(given - expected).max():.0f} px from the tight box"
 
 
 # ------------------------------------------------------------------------------ 02.oracle_pick
@@ -119,51 +79,125 @@ def _check_click_to_pixel(answer, click, image_shape, display_width):
     return False, f"expected a pixel near ({click[0] / scale:.1f}, {click[1] / scale:.1f}) before rounding down"
 
 
-# ------------------------------------------------------------------------------ 02.next_click
-def _solve_next_click(pred, gt):
-    from scipy import ndimage
+# ------------------------------------------------------------------------------ 02.best_prompt (predict)
+PROMPT_CHOICES = ("1 positive point", "box", "box + positive point")
 
-    pred, gt = np.asarray(pred, dtype=bool), np.asarray(gt, dtype=bool)
-    best = None
-    for positive, region in ((True, gt & ~pred), (False, pred & ~gt)):
-        depth = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
-        if best is None or depth.max() > best[0]:
-            row, col = np.unravel_index(np.argmax(depth), depth.shape)
-            best = (depth.max(), (int(col), int(row), positive))
-    return best[1]
+
+def _solve_best_prompt(dices, model):
+    return max(PROMPT_CHOICES, key=lambda prompt: dices[prompt])  # the prompt with the highest Dice
 
 
 @exercise(
-    "02.next_click",
-    "Simulate the next corrective click, as interactive-segmentation benchmarks do: find the largest error "
-    "of `pred` against `gt` — a missed region (in gt, not in pred) or a spurious one (in pred, not in gt) — "
-    "and return (x, y, positive) at the pixel deepest inside it (farthest from its edge): positive=True "
-    "for a missed region, False for a spurious one.",
-    solver=_solve_next_click,
-    hint="scipy.ndimage.distance_transform_edt of each error mask gives the depth; take the deeper of the two maxima",
-    kind="check",
+    "02.best_prompt",
+    "On the running example, which prompt will give the highest Dice against the reference: one positive "
+    f"point at the centre, the tight box, or the box plus that point? Predict one of "
+    f"{', '.join(repr(c) for c in PROMPT_CHOICES)} before the cell that prompts the model runs.",
+    solver=_solve_best_prompt,
+    hint="what was this run's model trained with (models.model_card(MODEL)['prompts'])?",
+    kind="predict",
+    choices=PROMPT_CHOICES,
 )
-def _check_next_click(answer, pred, gt):
-    x, y, positive = answer
-    x, y, positive = int(round(float(x))), int(round(float(y))), bool(positive)
-    depths = _error_depths(pred, gt)
-    best = max(depths[True].max(), depths[False].max())
-    if best == 0:
-        return False, "pred equals gt: there is no error to correct (try another prompt first)"
-    height, width = depths[True].shape
-    if not (0 <= x < width and 0 <= y < height):
-        return False, f"(x, y) = ({x}, {y}) is outside the {width}x{height} image"
-    if depths[positive][y, x] == 0:
-        other = depths[not positive][y, x] > 0
+def _check_best_prompt(answer, dices, model):
+    from utils.models import model_card
+
+    outcome = _solve_best_prompt(dices, model)
+    ranked = sorted(PROMPT_CHOICES, key=lambda prompt: -dices[prompt])
+    margin = dices[ranked[0]] - dices[ranked[1]]
+    added = dices["box + positive point"] - dices["box"]
+    why = (
+        "Dice on this slice: " + ", ".join(f"{p} {dices[p]:.3f}" for p in PROMPT_CHOICES) + f"; {outcome!r} wins by "
+        f"{margin:.3f}{' (a tie in practice)' if margin < 0.01 else ''}. Adding the point to the box changed the "
+        f"Dice by {added:+.3f}. {model} was trained with: {model_card(model)['prompts']}."
+    )
+    return grade_prediction(answer, outcome, PROMPT_CHOICES, why)
+
+
+# ------------------------------------------------------------------------------ 02.click_policy (build)
+N_CLICKS = 5
+
+
+def _solve_click_policy(**context):
+    def next_click(pred, gt):
+        from scipy import ndimage
+
+        best = None
+        for positive, region in ((True, gt & ~pred), (False, pred & ~gt)):  # missed, then spurious pixels
+            depth = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]  # the border counts as an edge
+            if depth.max() > 0 and (best is None or depth.max() > best[0]):
+                row, col = np.unravel_index(np.argmax(depth), depth.shape)
+                best = (depth.max(), (int(col), int(row), positive))
+        return None if best is None else best[1]  # None: nothing left to correct
+
+    return next_click
+
+
+def click_session(predictor, gt, box, policy, n_clicks: int = N_CLICKS) -> dict:
+    """Corrective clicks as interactive-segmentation benchmarks simulate them: start from ``box``'s mask;
+    each round ``policy(pred, gt)`` returns a click ``(x, y, positive)`` (or None to stop), the model is
+    prompted with the box and every click so far (one mask), and the Dice is recorded.
+
+    A click off the error it claims to fix (a positive click outside the missed pixels, a negative one
+    outside the spurious pixels) is counted in ``invalid`` and ends the session.
+    """
+    from utils.metrics import dice
+
+    gt = _as_mask(gt)
+    height, width = gt.shape
+    masks, _, _ = predictor.predict(box=np.asarray(box, dtype=float), multimask_output=False)
+    pred, points, labels = masks[0], [], []
+    dices, invalid = [dice(pred, gt)], []
+    for _ in range(n_clicks):
+        click = policy(pred.copy(), gt.copy())
+        if click is None:
+            break
+        x, y, positive = int(round(float(click[0]))), int(round(float(click[1]))), bool(click[2])
+        error = (gt & ~pred) if positive else (pred & ~gt)
+        if not (0 <= x < width and 0 <= y < height) or not error[y, x]:
+            invalid.append((x, y, positive))
+            break
+        points.append((x, y))
+        labels.append(int(positive))
+        masks, _, _ = predictor.predict(
+            point_coords=np.array(points, dtype=float),
+            point_labels=np.array(labels),
+            box=np.asarray(box, dtype=float),
+            multimask_output=False,
+        )
+        pred = masks[0]
+        dices.append(dice(pred, gt))
+    return {"dice": dices, "clicks": list(zip(points, labels)), "invalid": invalid}
+
+
+@exercise(
+    "02.click_policy",
+    "Write a corrective-click policy `next_click(pred, gt)`: given the current mask `pred` and the reference "
+    "`gt` (bool arrays), return the next simulated click `(x, y, positive)` — positive=True on a missed pixel "
+    "(in gt, not in pred), False on a spurious one (in pred, not in gt) — or None when nothing is left to "
+    f"correct. The course runs {N_CLICKS} rounds of box + your clicks on the running example and scores the "
+    "Dice after each click against its own policy (the pixel deepest inside the largest error, as benchmarks "
+    "simulate a user). It passes when every click lands on an error of its kind and your mean Dice over the "
+    "rounds is at most 0.05 below the course's.",
+    solver=_solve_click_policy,
+    hint="scipy.ndimage.distance_transform_edt of each error mask gives each pixel's depth inside its error; "
+    "x is the column, y the row",
+    kind="build",
+)
+def _check_click_policy(answer, predictor, gt, box, n_clicks=N_CLICKS):
+    if not callable(answer):
+        return False, "answer the function itself: answer = next_click"
+    yours = click_session(predictor, gt, box, answer, n_clicks)
+    course = click_session(predictor, gt, box, _solve_click_policy(), n_clicks)
+    if yours["invalid"]:
+        x, y, positive = yours["invalid"][0]
         kind = "missed (positive)" if positive else "spurious (negative)"
-        if other:
-            return False, f"that pixel is an error of the other kind than {kind}: flip `positive`"
-        return False, "that pixel is not an error at all (check x = column, y = row)"
-    # Deep enough: at least 80% of the deepest error pixel's depth (and of the right kind).
-    kinds_ok = depths[positive].max() >= 0.8 * best
-    if kinds_ok and depths[positive][y, x] >= 0.8 * best:
-        kind = "positive" if positive else "negative"
-        return True, f"a {kind} click {depths[positive][y, x]:.1f} px deep (the deepest error pixel: {best:.1f})"
-    if not kinds_ok:
-        return False, "the larger error is of the other kind: compare the deepest missed and spurious pixels"
-    return False, f"inside the error but only {depths[positive][y, x]:.1f} px deep; the deepest is {best:.1f} px"
+        return False, f"click {len(yours['clicks']) + 1} at (x, y) = ({x}, {y}) is not on a {kind} pixel"
+    mean_yours, mean_course = float(np.mean(yours["dice"])), float(np.mean(course["dice"]))
+    trace = (
+        f"Dice from the box alone through each click — yours: {' → '.join(f'{d:.3f}' for d in yours['dice'])}; "
+        f"the course's: {' → '.join(f'{d:.3f}' for d in course['dice'])}. "
+    )
+    gain = course["dice"][-1] - course["dice"][0]
+    effect = f"the course's {len(course['clicks'])} clicks moved the Dice by {gain:+.3f} from the box alone"
+    if mean_yours < mean_course - 0.05:
+        return False, f"{trace}Your mean {mean_yours:.3f} is more than 0.05 below the course's {mean_course:.3f}."
+    return True, f"{trace}Mean over the rounds: yours {mean_yours:.3f}, the course's {mean_course:.3f}; {effect}."

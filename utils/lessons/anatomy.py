@@ -25,6 +25,10 @@ Functions:
 - :func:`mask_token_outputs` / :func:`plot_mask_tokens`: all four mask tokens' masks and IoU guesses.
 - :func:`component_timing` / :func:`plot_embed_once`: the encoder's time against the prompt
   encoder's and decoder's per prompt — why "embed once, prompt many" works.
+- :func:`stage_gflop` (FLOPs of the encoder and of one box prompt, counted on the meta device),
+  :func:`encoder_dtype` and :func:`encoder_seconds`: the arithmetic a device must do, and how long it took.
+- :func:`box_tokens` / :func:`decode_tokens`: a box's two sparse tokens, and the mask the decoder makes from
+  any such tokens (so a hand-written prompt encoder can be plugged in and measured).
 
 Meta tensors compute shapes, not values: a meta model cannot encode a *point* prompt (the prompt
 encoder selects padding points with a boolean mask, whose size depends on data), so
@@ -34,6 +38,7 @@ point pair would give.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -51,7 +56,7 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from utils.images import to_mask, to_rgb_uint8
-from utils.models import count_parameters, is_meta, meta_sam
+from utils.models import count_parameters, encoder_autocast, is_meta, meta_sam
 
 __all__ = [
     "COMPONENTS",
@@ -60,10 +65,14 @@ __all__ = [
     "PUBLISHED_SOURCE",
     "ComponentTiming",
     "attention_layout",
+    "box_tokens",
     "compare_with_published",
     "component_breakdown",
     "component_timing",
+    "decode_tokens",
     "embedding_pca_rgb",
+    "encoder_dtype",
+    "encoder_seconds",
     "fourier_features",
     "format_shape",
     "key_shapes",
@@ -74,6 +83,7 @@ __all__ = [
     "plot_fourier_encoding",
     "plot_mask_tokens",
     "plot_shape_flow",
+    "stage_gflop",
     "trace_shapes",
     "valid_embedding_size",
 ]
@@ -779,6 +789,12 @@ def _timed(device: torch.device, function, *args: Any, **kwargs: Any) -> tuple[A
     return result, time.perf_counter() - start
 
 
+def _encode(sam: Sam, pixels: torch.Tensor) -> torch.Tensor:
+    # as CoursePredictor.set_image runs it: float16 autocast on CUDA, float32 features for the decoder
+    with encoder_autocast(pixels.device):
+        return sam.image_encoder(pixels).float()
+
+
 def component_timing(
     model: Any,
     image: np.ndarray,
@@ -820,7 +836,7 @@ def component_timing(
         (pixels, input_size), preprocess_s = _timed(device, preprocess)
         encoder_times = []
         for _ in range(repeats):
-            embedding, seconds = _timed(device, sam.image_encoder, pixels)
+            embedding, seconds = _timed(device, _encode, sam, pixels)
             encoder_times.append(seconds)
         image_pe = sam.prompt_encoder.get_dense_pe()
         stage_times: dict[str, list[float]] = {"prompt": [], "decoder": [], "post": []}
@@ -876,3 +892,90 @@ def plot_embed_once(timing: ComponentTiming, max_prompts: int = 30, title: str =
     right.set_title(f"one image, one prompt on {timing.device}", fontsize=10)
     fig.suptitle(title or f"The encoder costs {timing.speedup:.0f}× one prompt's decoding", fontsize=11)
     return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# Arithmetic and time: FLOPs counted on the meta device, the encoder's precision and wall time
+# --------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def stage_gflop(name: str) -> dict[str, float]:
+    """GFLOP of registry model ``name``'s stages, counted by ``torch.utils.flop_counter`` on the meta device
+    (no weights, no download, a fraction of a second): ``image_encoder`` for one image at the model's
+    input size, ``prompt_to_mask`` for one box (prompt encoder + mask decoder, three masks).
+
+    A multiply-add counts as 2 FLOPs, as in ``benchmarks/bench.py`` (SAM ViT-B's encoder: 972 GFLOP).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    sam = meta_sam(name).requires_grad_(False)  # FlopCounterMode's module tracker hooks tensors needing grads
+    size = sam.image_encoder.img_size
+    with torch.no_grad(), FlopCounterMode(display=False) as encoder:
+        embedding = sam.image_encoder(torch.zeros(1, 3, size, size, device="meta"))
+    box = torch.tensor([[0.0, 0.0, size / 2, size / 2]], device="meta")
+    with torch.no_grad(), FlopCounterMode(display=False) as prompt:
+        sparse, dense = sam.prompt_encoder(points=None, boxes=box, masks=None)
+        sam.mask_decoder(embedding, sam.prompt_encoder.get_dense_pe(), sparse, dense, multimask_output=True)
+    return {"image_encoder": encoder.get_total_flops() / 1e9, "prompt_to_mask": prompt.get_total_flops() / 1e9}
+
+
+def encoder_dtype(device: str | torch.device) -> torch.dtype:
+    """The precision the course's predictor runs the image encoder in on ``device`` (float16 on CUDA,
+    float32 elsewhere: :func:`utils.models.encoder_autocast` decides)."""
+    device = torch.device(device)
+    with encoder_autocast(device):
+        if torch.is_autocast_enabled(device.type):
+            return torch.get_autocast_dtype(device.type)
+    return torch.float32
+
+
+def encoder_seconds(predictor: Any, image: np.ndarray, warmup: bool = True) -> float:
+    """Wall time of one ``predictor.set_image(image)`` (pre-processing + image encoder), synchronised on CUDA.
+
+    ``warmup`` first runs one untimed pass: the first call pays one-off costs (memory allocation, kernel
+    selection on a GPU) that say nothing about the model. Each pass adds one to ``encoder_calls``.
+    """
+    device = torch.device(predictor.device)
+    if warmup:
+        predictor.set_image(image)
+    _, seconds = _timed(device, predictor.set_image, image)
+    return seconds
+
+
+# --------------------------------------------------------------------------------------------------
+# A box's sparse tokens, and the mask the decoder makes from any tokens
+# --------------------------------------------------------------------------------------------------
+
+
+def box_tokens(predictor: Any, box: Sequence[float]) -> np.ndarray:
+    """The prompt encoder's two sparse tokens (2, C) for ``box`` ``[x0, y0, x1, y1]`` in image pixels:
+    the Fourier code of each corner plus the learned top-left / bottom-right vector."""
+    if not getattr(predictor, "is_image_set", False):
+        raise ValueError("box_tokens needs a predictor with an image: call predictor.set_image(image) first.")
+    sam = predictor.model
+    box = np.asarray(box, dtype=np.float32).reshape(1, 4)
+    boxes = torch.as_tensor(predictor.transform.apply_boxes(box, predictor.original_size), device=sam.device)
+    with torch.inference_mode():
+        sparse, _ = sam.prompt_encoder(points=None, boxes=boxes, masks=None)
+    return sparse[0].float().cpu().numpy()
+
+
+def decode_tokens(predictor: Any, tokens: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The single mask (H, W) bool and its low-res logits (256, 256) that the mask decoder makes from the
+    sparse prompt ``tokens`` (N, C) and no mask prompt — what ``predict(multimask_output=False)`` does
+    after the prompt encoder, so hand-made tokens can be compared with the prompt encoder's."""
+    if not getattr(predictor, "is_image_set", False):
+        raise ValueError("decode_tokens needs a predictor with an image: call predictor.set_image(image) first.")
+    sam = predictor.model
+    width = sam.prompt_encoder.embed_dim
+    sparse = torch.as_tensor(np.asarray(tokens, dtype=np.float32), device=sam.device)
+    if sparse.ndim != 2 or sparse.shape[1] != width:
+        raise ValueError(f"tokens must be (N, {width}): one {width}-d row per prompt token; got {tuple(sparse.shape)}.")
+    with torch.inference_mode():
+        _, dense = sam.prompt_encoder(points=None, boxes=None, masks=None)  # the learned "no mask" embedding
+        low_res, _ = sam.mask_decoder(
+            predictor.features, sam.prompt_encoder.get_dense_pe(), sparse[None], dense, multimask_output=False
+        )
+        mask = sam.postprocess_masks(low_res, predictor.input_size, predictor.original_size) > sam.mask_threshold
+    return mask[0, 0].cpu().numpy(), low_res[0, 0].float().cpu().numpy()

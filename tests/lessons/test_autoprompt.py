@@ -116,6 +116,26 @@ def test_compare_prompts_scores_three_masks_with_one_encoder_call_per_case():
         autoprompt.compare_prompts(predictor, [], "dark")
 
 
+def test_compare_prompts_scores_a_box_recipe_of_your_own():
+    lesion = Case(dark_lesion_image(), disk(), name="lesion", modality="dermoscopy")
+    predictor = BoxFiller()
+    seen = []
+
+    def whole_image(image, polarity):
+        seen.append(polarity)
+        return [0, 0, image.shape[1] - 1, image.shape[0] - 1]
+
+    table = autoprompt.compare_prompts(predictor, [lesion], "dark", boxer=whole_image, progress=False)
+    assert seen == ["dark"] and predictor.encoded == 1
+    assert table.loc[0, "auto_box"] == [0.0, 0.0, 79.0, 63.0] and table.loc[0, "box_iou"] < 0.1
+    assert table.loc[0, "dice_auto_box"] < table.loc[0, "dice_gt_box"]
+    assert table.loc[0, "dice_classical"] > 0.9  # the classical column stays the course's recipe
+    none = autoprompt.compare_prompts(predictor, [lesion], "dark", boxer=lambda image, p: None, progress=False)
+    assert not none.loc[0, "found"] and none.loc[0, "dice_auto_box"] == 0.0
+    with pytest.raises(ValueError, match="the box for lesion"):
+        autoprompt.compare_prompts(predictor, [lesion], "dark", boxer=lambda image, p: [0, 0, 500, 5], progress=False)
+
+
 def test_plot_pipeline_draws_three_panels_per_case():
     import matplotlib
 

@@ -83,6 +83,20 @@ def test_check_links_can_fail(tmp_path):
     assert "abs/<id>" in links.loc["https://arxiv.org/pdf/2304.02643", "problem"]
 
 
+def test_every_family_says_whether_it_is_the_surveys_or_the_courses():
+    """The survey was last revised in 2023: a family it has names its section; later work is marked as added."""
+    for method in METHODS:
+        assert method.survey in (*landscape.SURVEY_SECTIONS, landscape.ADDED), method.family
+        year = int(re.search(r"\b(20\d\d)\b", method.paper).group(1))
+        if method.survey == landscape.ADDED:
+            assert year >= 2024, f"{method.family}: a {year} paper could be in the survey"
+    added = {m.family for m in METHODS if m.survey == landscape.ADDED}
+    assert added == {"Fine-tuning: SVD", "Memory across frames: SAM 2", "Memory across slices: MedSAM2"}
+    assert landscape.SURVEY_PAPER_LIST == "https://github.com/YichiZhang98/SAM4MIS"
+    table = landscape.markdown_table()
+    assert "| survey section |" in table.splitlines()[0] and f"*{landscape.ADDED}*" in table
+
+
 def test_every_reported_number_has_a_source():
     for method in METHODS:
         assert method.sources, method.family
@@ -120,7 +134,7 @@ def test_markdown_tables_link_everything():
     lines = table.splitlines()
     assert len(lines) == 2 + len(METHODS)
     for line in lines[2:]:
-        assert len(re.findall(r"(?<!\\)\|", line)) == 6, line  # five columns: no stray pipe
+        assert len(re.findall(r"(?<!\\)\|", line)) == 7, line  # six columns: no stray pipe
     for stem in {s for m in METHODS for s in m.notebooks}:
         assert f"]({stem}.ipynb)" in table
     for name in FUNCTIONS:

@@ -173,3 +173,80 @@ def test_curves_list_values_along_the_axis_whatever_the_sweep_order():
     curve = sweeps.curves(df)["ring"]
     assert curve["values"] == [0.0, 0.5, 0.9] and curve["value_labels"] == ["0", "0.5", "0.9"]
     assert curve["dice_mean"] == sorted(curve["dice_mean"], reverse=True)  # bigger hole, lower Dice
+
+
+class PointOrBox(BoxFiller):
+    """A filled box for a box prompt; for points, a 3-pixel square around each point (a thin answer)."""
+
+    def predict(self, point_coords=None, point_labels=None, box=None, multimask_output=False):
+        if box is not None:
+            return super().predict(box=box)
+        mask = np.zeros(self.shape, bool)
+        for x, y in np.round(point_coords).astype(int):
+            mask[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = True
+        n = 3 if multimask_output else 1
+        return np.repeat(mask[None], n, axis=0), np.full(n, 0.9), None
+
+
+def bias_field(image, strength):
+    gain = np.linspace(1.0, 1.0 - 0.8 * strength, image.shape[1])
+    return np.clip(image * gain[None, :, None], 0, 255).astype(np.uint8)
+
+
+def test_a_factor_of_your_own_runs_through_the_same_machinery():
+    spec = sweeps.Sweep(style="mri", knob="strength", values=(0.0, 1.0), label="bias", harder="higher",
+                        what="a bias field", degrade=bias_field)  # fmt: skip
+    plain = phantoms.make_phantom("mri", seed=2, size=64)
+    calm = sweeps.sweep_case("bias", 0.0, seed=2, size=64, spec=spec)
+    strong = sweeps.sweep_case("bias", 1.0, seed=2, size=64, spec=spec)
+    assert np.array_equal(calm.image, plain.image) and np.array_equal(strong.mask, plain.mask)
+    assert strong.image[:, -1].mean() < 0.3 * plain.image[:, -1].mean()  # the right edge darkened by 80 %
+    assert strong.name == "bias=1_mri_seed2" and strong.meta["sweep"]["knob"] == "strength"
+    fake = BoxFiller()
+    df = sweeps.sweep(fake, "bias", seeds=(0, 1), size=64, spec=spec, progress=False)
+    assert fake.encoder_calls == 4 and set(df["harder"]) == {"higher"} and set(df["label"]) == {"bias"}
+    curve = sweeps.curves(df)["bias"]  # a factor SWEEPS does not know: read from the table
+    assert curve["label"] == "bias" and curve["values"] == [0.0, 1.0] and curve["n"] == [2, 2]
+    with pytest.raises(ValueError, match="Unknown factor"):
+        sweeps.sweep(fake, "bias", size=64)  # without its spec
+    wrong = sweeps.Sweep(style="mri", knob="s", values=(1.0,), label="", harder="higher", what="",
+                         degrade=lambda image, s: image.astype(float))  # fmt: skip
+    with pytest.raises(ValueError, match="return uint8"):
+        sweeps.sweep_case("wrong", 1.0, size=64, spec=wrong)
+    cropped = sweeps.Sweep(style="mri", knob="s", values=(1.0,), label="", harder="higher", what="",
+                           degrade=lambda image, s: image[:10])  # fmt: skip
+    with pytest.raises(ValueError, match="must keep"):
+        sweeps.sweep_case("cropped", 1.0, size=64, spec=cropped)
+
+
+def test_mode_duel_scores_several_prompts_on_the_same_embeddings():
+    fake = PointOrBox()
+    df = sweeps.sweep(fake, "thin_structures", values=(1.0, 8.0), seeds=(0,), size=64, progress=False,
+                      modes=("box", "point_center", "points_5"), keep_masks=False)  # fmt: skip
+    assert fake.encoder_calls == 2 and len(df) == 6  # one embedding per phantom, three prompts each
+    duel = sweeps.mode_duel(df)
+    assert duel["modes"] == ["box", "point_center", "points_5"] and set(duel["by_value"]["box"]) == {"1", "8"}
+    means = duel["mean"]
+    assert duel["winner"] == max(means, key=means.get)
+    assert duel["margin"] == pytest.approx(means[duel["winner"]] - sorted(means.values())[-2])
+    assert means["points_5"] > means["point_center"]  # five squares on the vessels cover more than one
+    with pytest.raises(ValueError, match="one prompt mode"):
+        sweeps.curves(df)
+    with pytest.raises(ValueError, match="at least two modes"):
+        sweeps.mode_duel(df[df["mode"] == "box"])
+
+
+def test_expectations_say_whether_each_held():
+    curves = {
+        "contrast": {"values": [0.0, 1.0], "harder": "lower", "dice_mean": [0.6, 0.95]},
+        "thin_structures": {"values": [1.0, 8.0], "harder": "lower", "dice_mean": [0.2, 0.55]},
+        "distractors": {"values": [0, 20], "harder": "higher", "dice_mean": [0.9, 0.85]},
+        "mine": {"values": [0, 1], "harder": "higher", "dice_mean": [0.9, 0.1]},  # no expectation: left out
+    }
+    table = sweeps.expectations(curves)
+    assert list(table.index) == ["contrast", "thin_structures", "distractors"]
+    assert table["held"].to_dict() == {"contrast": True, "thin_structures": False, "distractors": True}
+    assert "0.95 (easy) -> 0.60 (hard)" in table.loc["contrast", "measured"]
+    floor = {"contrast": {"values": [0.0, 1.0], "harder": "lower", "dice_mean": [0.1, 0.95]}}
+    assert not sweeps.expectations(floor).loc["contrast", "held"]  # fell, but below the box prior's floor
+    assert set(sweeps.EXPECTATIONS) == set(sweeps.SWEEPS)

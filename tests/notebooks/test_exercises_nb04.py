@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from utils import exercises, phantoms
+from utils import exercises
 from utils.images import rescale_to_uint8
 from utils.lessons import domain
-from utils.metrics import dice
 
 
 @pytest.fixture(autouse=True)
@@ -31,17 +30,76 @@ def test_contrast_threshold():
     assert not exercises.check("04.contrast_threshold", True, curve=CURVE)
 
 
-@pytest.mark.parametrize("hole", [0.3, 0.5, 0.7])
-def test_filled_ring_dice_matches_a_phantom_ring(hole):
-    assert exercises.check("04.filled_ring_dice", None, use_solution=True, hole_fraction=hole)
-    # the course's own ring phantom, with its hole filled in, gives the same number
-    case = phantoms.make_phantom("mri", seed=0, size=256, ring=hole, target_area=0.03)
-    from scipy import ndimage as ndi
+DUEL = {"factor": "thin_structures", "modes": ["box", "point_center", "points_5"],
+        "mean": {"box": 0.21, "point_center": 0.05, "points_5": 0.12}, "winner": "box", "margin": 0.09}  # fmt: skip
 
-    filled = ndi.binary_fill_holes(case.mask)
-    assert exercises.check("04.filled_ring_dice", dice(filled, case.mask), hole_fraction=hole)
-    assert not exercises.check("04.filled_ring_dice", 1 - hole, hole_fraction=hole)  # the IoU, not the Dice
-    assert not exercises.check("04.filled_ring_dice", "two thirds", hole_fraction=hole)
+
+def test_thin_prompt_is_answered_either_way_from_this_runs_numbers(capsys):
+    assert exercises.solution("04.thin_prompt", duel=DUEL) == "box"
+    assert exercises.check("04.thin_prompt", None, use_solution=True, duel=DUEL)
+    assert "your prediction held" in capsys.readouterr().out
+    assert exercises.check("04.thin_prompt", "points_5", duel=DUEL)  # a wrong prediction is answered, not failed
+    out = capsys.readouterr().out
+    assert "this run says 'box'" in out and "box 0.21" in out and "0.09 Dice" in out
+    points_win = {**DUEL, "mean": {"box": 0.2, "point_center": 0.3, "points_5": 0.6}, "winner": "points_5"}
+    assert exercises.check("04.thin_prompt", "box", duel=points_win)
+    assert "points win" in capsys.readouterr().out
+    assert not exercises.check("04.thin_prompt", "points", duel=DUEL)  # not one of the choices
+    assert not exercises.check("04.thin_prompt", 1, duel=DUEL)
+
+
+class BoxFiller:
+    """Predicts the prompt box filled in (a stand-in model: Dice depends on how much of its box the target fills)."""
+
+    name = "box_filler"
+
+    def __init__(self):
+        self.encoder_calls = 0
+
+    def set_image(self, image):
+        self.encoder_calls += 1
+        self.shape = image.shape[:2]
+
+    def predict(self, point_coords=None, point_labels=None, box=None, multimask_output=False):
+        x0, y0, x1, y1 = np.round(box).astype(int)
+        mask = np.zeros(self.shape, bool)
+        mask[y0 : y1 + 1, x0 : x1 + 1] = True
+        return mask[None], np.array([0.9]), None
+
+
+REFERENCE = {"blur": {"values": [0.0, 12.0], "harder": "higher", "label": "blur", "dice_mean": [0.9, 0.6]}}
+
+
+def test_new_factor_runs_the_students_function_through_the_sweeps(capsys):
+    context = {"predictor": BoxFiller(), "seeds": (0,), "reference": REFERENCE}
+    assert exercises.check("04.new_factor", None, use_solution=True, **context)
+    assert context["predictor"].encoder_calls == 3  # strengths 0, 0.5 and 1 of the MRI phantom
+    out = capsys.readouterr().out
+    assert "course's blur factor in this run: drop +0.30" in out
+
+    def motion_blur(image, strength):
+        from scipy import ndimage
+
+        length = 1 + int(round(20 * strength))
+        return ndimage.uniform_filter1d(image, size=length, axis=1).astype(np.uint8)
+
+    assert exercises.check("04.new_factor", motion_blur, **context)
+
+    def untouched(image, strength):
+        return image
+
+    def brighter_always(image, strength):
+        return np.clip(image.astype(int) + 40, 0, 255).astype(np.uint8)
+
+    def floats(image, strength):
+        return image * (1 - 0.5 * strength)
+
+    assert not exercises.check("04.new_factor", untouched, **context)  # nothing changes at strength 1
+    assert "only 0.0 grey levels" in capsys.readouterr().out
+    assert not exercises.check("04.new_factor", brighter_always, **context)  # changed at strength 0 too
+    assert not exercises.check("04.new_factor", floats, **context)  # not uint8: the sweep refuses it
+    assert "uint8" in capsys.readouterr().out
+    assert not exercises.check("04.new_factor", "bias field", **context)
 
 
 def test_window_grey_levels_agree_with_the_phantom_windowing():

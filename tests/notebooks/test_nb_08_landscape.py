@@ -37,6 +37,23 @@ def test_every_utils_name_it_gives_resolves():
         landscape.resolve(name)  # raises ValueError naming what does not exist
 
 
+def test_its_opening_ties_it_to_the_survey_and_says_what_came_after():
+    opening = nbformat.read(NOTEBOOK, as_version=4).cells[0].source
+    for needed in (
+        "arXiv:2305.03678",
+        "Adapting SAM to medical image segmentation",
+        "future directions",
+        "last",
+        "2023",
+        landscape.SURVEY_PAPER_LIST,
+        "S-SAM",
+        "SAM 2",
+        "MedSAM2",
+        "course adds",
+    ):
+        assert needed in opening, needed
+
+
 def test_its_tables_are_the_current_rendering_of_utils_landscape():
     markdown = _text("markdown")
     assert landscape.markdown_table() in markdown, "rebuild the notebook: the landscape table is stale"
@@ -61,7 +78,8 @@ def test_every_link_works_in_the_run(body):
 def test_exercises_pass_with_solutions(body):
     exercises = body["exercises"]
     assert exercises["passed"] == exercises["total"] >= 3
-    assert set(exercises["status"]) == {"08.notebooks_for", "08.lora_share", "08.auto_box", "08.box_iou"}
+    assert set(exercises["status"]) == {"08.lora_share", "08.auto_vs_annotator", "08.auto_box", "08.better_box"}
+    assert exercises["kinds"] == {"check": 2, "predict": 1, "build": 1}
 
 
 @pytest.mark.notebooks

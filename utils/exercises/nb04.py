@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from utils.exercises import exercise
+from utils.exercises import exercise, grade_prediction
 
 # ------------------------------------------------------------------ 1. read a sweep curve
 
@@ -36,34 +36,42 @@ def _check_contrast_threshold(answer, curve, fraction=0.9):
     return True, f"below contrast {truth:g} the model loses more than {1 - fraction:.0%} of its best Dice"
 
 
-# ------------------------------------------------------------------ 2. Dice by hand: SAM fills the hole
+# ------------------------------------------------------------------ 2. predict: which prompt for thin vessels?
+
+THIN_PROMPTS = ("box", "point_center", "points_5")
 
 
-def _solve_filled_ring_dice(hole_fraction, size=256, radius=60):
-    yy, xx = np.mgrid[:size, :size]
-    distance = np.hypot(yy - size / 2, xx - size / 2)
-    disc = distance <= radius  # what SAM predicts: the filled blob
-    ring = disc & (distance > radius * np.sqrt(hole_fraction))  # the target: the hole is hole_fraction of the disc
-    return 2 * (disc & ring).sum() / (disc.sum() + ring.sum())
+def _solve_thin_prompt(duel):
+    return duel["winner"]  # this run's best mode on the thin-vessel phantoms
 
 
 @exercise(
-    "04.filled_ring_dice",
-    "A ring-shaped lesion is an annulus whose hole covers `hole_fraction` of its disc's area. SAM tends to "
-    "fill the hole and predict the whole disc. Build both masks with numpy (any radius) and compute the "
-    "Dice of the filled prediction.",
-    solver=_solve_filled_ring_dice,
-    hint="a hole with a fraction f of the area has radius R * sqrt(f); Dice = 2|A ∩ B| / (|A| + |B|)",
-    kind="check",
-    warmup=True,
+    "04.thin_prompt",
+    "Before the cell runs: on the thin-vessel phantoms (the thinnest and the widest tree), which prompt gives "
+    "the highest mean Dice — a box around the whole tree ('box'), one point on the vessels ('point_center') "
+    "or five points on the vessels ('points_5')?",
+    solver=_solve_thin_prompt,
+    hint="a box around a vessel tree is mostly background; a point says 'this vessel' — but was the model "
+    "trained with points? (models.model_card(MODEL)['prompts'])",
+    kind="predict",
+    choices=THIN_PROMPTS,
 )
-def _check_filled_ring_dice(answer, hole_fraction, size=256, radius=60):
-    truth = 2 * (1 - hole_fraction) / (2 - hole_fraction)  # |ring| = (1 - f) |disc| and ring ⊂ disc
-    if not np.isfinite(float(answer)):
-        return False, "answer a number between 0 and 1"
-    if abs(float(answer) - truth) > 0.02:
-        return False, f"{float(answer):.3f} is not the Dice of a filled disc against the ring"
-    return True, f"exactly 2(1 - f)/(2 - f) = {truth:.3f}: filling a hole of {hole_fraction:.0%} caps Dice there"
+def _check_thin_prompt(answer, duel):
+    means = duel["mean"]
+    scores = ", ".join(f"{mode} {means[mode]:.2f}" for mode in duel["modes"])
+    winner = duel["winner"]
+    if winner == "box":
+        reason = (
+            "the box wins: it is one unambiguous prompt, and the points did not tell the model more "
+            "(a model trained with boxes only, like LiteMedSAM, cannot read points at all)"
+        )
+    else:
+        reason = (
+            "points win: they sit on the vessels themselves, where a box around the tree is mostly "
+            "background — a model trained with points (SAM ViT-B) can use that"
+        )
+    why = f"Mean Dice on the thin-vessel phantoms: {scores}; {reason}, by {duel['margin']:.2f} Dice."
+    return grade_prediction(answer, winner, THIN_PROMPTS, why)
 
 
 # ------------------------------------------------------------------ 3. what a CT window leaves of a contrast
@@ -131,3 +139,54 @@ def _check_pca_2d(answer, features):
             return False, f"column {k} does not match principal axis {k + 1} (did you centre the features?)"
     share = (truth**2).sum() / (centred**2).sum()
     return True, f"the two axes hold {share:.0%} of the variance around the mean"
+
+
+# ------------------------------------------------------------------ 5. build: a failure factor of your own
+
+NEW_FACTOR_VALUES = (0.0, 0.5, 1.0)  # the strengths the course sweeps your factor at
+
+
+def _solve_new_factor(predictor, seeds, reference):
+    def bias_field(image, strength):
+        # MRI coil inhomogeneity: brightness falls off from left to right, by up to 80 % at strength 1
+        gain = np.linspace(1.0, 1.0 - 0.8 * strength, image.shape[1])
+        return np.clip(image * gain[None, :, None], 0, 255).astype(np.uint8)
+
+    return bias_field
+
+
+@exercise(
+    "04.new_factor",
+    "Write a failure factor of your own: a function `degrade(image, strength)` that takes a phantom's uint8 "
+    "RGB image (H, W, 3) and a strength in [0, 1] and returns a uint8 image of the same shape — unchanged at "
+    "strength 0, visibly changed at 1 (a bias field, motion blur, a stripe artefact...). The course sweeps it "
+    "through utils.lessons.sweeps on the MRI lesion phantom with this notebook's model and box prompt.",
+    solver=_solve_new_factor,
+    hint="work in float, then np.clip(out, 0, 255).astype(np.uint8); at strength 0 return the image as it was",
+    kind="build",
+)
+def _check_new_factor(answer, predictor, seeds, reference):
+    from utils.lessons import sweeps
+    from utils.phantoms import make_phantom
+
+    if not callable(answer):
+        return False, "answer a function degrade(image, strength) -> image"
+    spec = sweeps.Sweep(style="mri", knob="strength", values=NEW_FACTOR_VALUES, label="your factor's strength",
+                        harder="higher", what="your own factor", degrade=answer)  # fmt: skip
+    plain = make_phantom("mri", seed=int(seeds[0]))  # the MRI lesion phantom as it is drawn
+    calm, strong = (sweeps.sweep_case("yours", v, int(seeds[0]), spec=spec).image.astype(float) for v in (0.0, 1.0))
+    if np.abs(calm - plain.image).mean() > 0.5:
+        return False, "at strength 0 the image must stay as it was (it changed by more than half a grey level)"
+    change = np.abs(strong - plain.image).mean()
+    if change < 2.0:
+        return False, f"at strength 1 the image changed by only {change:.1f} grey levels on average: make it visible"
+    table = sweeps.sweep(predictor, "yours", values=NEW_FACTOR_VALUES, seeds=seeds, spec=spec, progress=False,
+                         keep_masks=False)  # fmt: skip
+    curve = sweeps.curves(table, n_boot=200)["yours"]
+    name = "blur" if "blur" in reference else next(iter(reference))  # a course factor to compare with
+    mine, theirs = sweeps.trend(curve), sweeps.trend(reference[name])
+    return True, (
+        f"your factor changes the image by {change:.0f} grey levels at strength 1; Dice {mine['easy']:.2f} at 0 -> "
+        f"{mine['hard']:.2f} at 1 (drop {mine['drop']:+.2f}), beside the course's {name} factor in this run: drop "
+        f"{theirs['drop']:+.2f}. Which family of notebook 08's table would address yours?"
+    )

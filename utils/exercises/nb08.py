@@ -1,11 +1,12 @@
-"""Exercises of notebook 08 (the landscape): an automatic box from a classical segmentation, how close it
-came to the annotator's box, LoRA's trainable share computed by hand, and reading the landscape table."""
+"""Exercises of notebook 08 (the landscape): an automatic box from a classical segmentation, a prediction of how
+close it comes to the annotator's box, a better automatic box of your own scored against the course's, and
+LoRA's trainable share computed by hand."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from utils.exercises import exercise
+from utils.exercises import exercise, grade_prediction
 
 
 def _solve_auto_box(grey, polarity="dark"):
@@ -48,35 +49,6 @@ def _check_auto_box(answer, grey, polarity="dark"):
     return ok, f"the automatic box is {expected.astype(int).tolist()}"
 
 
-def _solve_box_iou(box, reference):
-    x0, y0 = max(box[0], reference[0]), max(box[1], reference[1])
-    x1, y1 = min(box[2], reference[2]), min(box[3], reference[3])
-    overlap = max(x1 - x0 + 1, 0) * max(y1 - y0 + 1, 0)  # inclusive pixel indices: +1
-
-    def area(b):
-        return (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-
-    return overlap / (area(box) + area(reference) - overlap)
-
-
-@exercise(
-    "08.box_iou",
-    "How close did the automatic box come to the annotator's? Compute the IoU of `box` and `reference` "
-    "([x0, y0, x1, y1], inclusive pixel indices as utils.prompts.box_from_mask: a box covers "
-    "(x1 - x0 + 1) × (y1 - y0 + 1) pixels). Boxes that do not overlap have IoU 0.",
-    solver=_solve_box_iou,
-    hint="the overlap is a box too: the larger of the two x0 and y0, the smaller of the two x1 and y1",
-    kind="check",
-    warmup=True,
-)
-def _check_box_iou(answer, box, reference):
-    from utils.prompts import box_iou
-
-    expected = box_iou(box, reference)
-    value = float(answer)
-    return bool(abs(value - expected) < 1e-6), f"IoU = {expected:.4f}"
-
-
 def _solve_lora_share(rank=4, model="sam_vit_b"):
     from utils import models, peft
 
@@ -109,26 +81,94 @@ def _check_lora_share(answer, rank=4, model="sam_vit_b"):
     return bool(ok), f"LoRA rank {rank} adds {trainable:,} parameters: {100 * share:.3f} % of {total:,}"
 
 
-def _solve_notebooks_for(table, failure):
-    chosen = table[table["addresses"].apply(lambda keys: failure in keys)]
-    return sorted(set(chosen["notebooks"].explode()))
+# ------------------------------------------------------------------ predict: the automatic box vs the annotator's
+
+AUTO_VS_ANNOTATOR = ("better than the annotator's", "within 0.05 Dice", "more than 0.05 Dice worse")
+
+
+def _outcome_auto_vs_annotator(gap: float) -> str:
+    if gap < 0:
+        return AUTO_VS_ANNOTATOR[0]
+    return AUTO_VS_ANNOTATOR[1] if gap <= 0.05 else AUTO_VS_ANNOTATOR[2]
+
+
+def _solve_auto_vs_annotator(results):
+    gap = (results["dice_gt_box"] - results["dice_auto_box"]).mean()  # annotator's box minus automatic box
+    return _outcome_auto_vs_annotator(gap)
 
 
 @exercise(
-    "08.notebooks_for",
-    "Which course notebooks would you open to tackle `failure`? From the landscape `table` "
-    "(utils.lessons.landscape.methods_table()), keep the methods whose `addresses` include `failure` and return "
-    "the sorted list of the notebooks that implement them (each row's `notebooks` is a tuple of stems).",
-    solver=_solve_notebooks_for,
-    hint="table['addresses'].apply(lambda keys: failure in keys) selects the rows; .explode() flattens tuples",
-    kind="check",
-    warmup=True,
+    "08.auto_vs_annotator",
+    "Before the cell runs: averaged over this run's images, will the model's mean Dice from the automatic "
+    "(Otsu + largest component) box be better than from the annotator's box, within 0.05 Dice of it, or more "
+    "than 0.05 Dice worse?",
+    solver=_solve_auto_vs_annotator,
+    hint="the recipe assumes the target is the largest region of one grey level away from the border: is it, "
+    "for every source in the table above?",
+    kind="predict",
+    choices=AUTO_VS_ANNOTATOR,
 )
-def _check_notebooks_for(answer, table, failure):
-    from utils.lessons.landscape import notebooks_for
+def _check_auto_vs_annotator(answer, results):
+    gap = results["dice_gt_box"] - results["dice_auto_box"]
+    worst = results.loc[gap.idxmax()]
+    why = (
+        f"Mean Dice {results['dice_auto_box'].mean():.3f} from the automatic box against "
+        f"{results['dice_gt_box'].mean():.3f} from the annotator's (gap {gap.mean():+.3f}); the automatic box "
+        f"came within 0.05 on {int((gap <= 0.05).sum())} of {len(results)} images, and cost most on "
+        f"{worst['case']} ({gap.max():.2f} Dice, box IoU {worst['box_iou']:.2f})."
+    )
+    return grade_prediction(answer, _outcome_auto_vs_annotator(gap.mean()), AUTO_VS_ANNOTATOR, why)
 
-    expected = notebooks_for(failure)
-    if isinstance(answer, str) or not hasattr(answer, "__iter__"):
-        return False, "answer must be a list of notebook stems, e.g. ['05_adapting_sam']"
-    given = sorted(str(stem) for stem in answer)
-    return given == expected, f"{failure}: {', '.join(expected)}"
+
+# ------------------------------------------------------------------ build: a better automatic box
+
+BUILD_SLACK = 0.02  # the bar: a box recipe passes when its mean Dice is at most this far below the course's
+
+
+def _solve_better_box(predictor, cases, polarities, reference):
+    from utils.lessons.autoprompt import coarse_mask
+
+    def padded_box(image, polarity):
+        mask = coarse_mask(image, polarity)  # the course's recipe...
+        if not mask.any():
+            return None
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        # ...but a little looser: smoothing and Otsu shave a blurred edge, and both models were trained on
+        # boxes drawn around the whole target with some slack
+        pad = max(2, round(0.05 * max(rows[-1] - rows[0], cols[-1] - cols[0])))
+        height, width = mask.shape
+        return [max(cols[0] - pad, 0), max(rows[0] - pad, 0), min(cols[-1] + pad, width - 1),
+                min(rows[-1] + pad, height - 1)]  # fmt: skip
+
+    return padded_box
+
+
+@exercise(
+    "08.better_box",
+    "Write an automatic box recipe of your own: a function `my_box(image, polarity)` that takes a uint8 image "
+    "and 'bright' or 'dark' and returns a box [x0, y0, x1, y1] (or None when it finds nothing). The course "
+    "runs it in autoprompt.compare_prompts on this run's images with this run's model and scores its mean Dice "
+    f"against the course's auto_box; it passes when it is at most {BUILD_SLACK} Dice below it.",
+    solver=_solve_better_box,
+    hint="start from autoprompt.coarse_mask(image, polarity) and change one thing: a margin, the smoothing, "
+    "which component you keep (the most central? the most compact?)...",
+    kind="build",
+)
+def _check_better_box(answer, predictor, cases, polarities, reference):
+    from utils.lessons.autoprompt import compare_prompts
+
+    if not callable(answer):
+        return False, "answer a function my_box(image, polarity) -> [x0, y0, x1, y1] or None"
+    yours = compare_prompts(predictor, cases, polarities, boxer=answer, progress=False)
+    mine, theirs = yours["dice_auto_box"].mean(), reference["dice_auto_box"].mean()
+    by_source = yours["dataset"] + " " + yours["modality"]
+    gains = (yours["dice_auto_box"] - reference["dice_auto_box"].to_numpy()).groupby(by_source).mean()
+    per_source = ", ".join(f"{source} {gain:+.3f}" for source, gain in gains.items())
+    measured = (
+        f"mean Dice {mine:.3f} with your boxes against {theirs:.3f} with the course's auto_box "
+        f"({mine - theirs:+.3f}; per source: {per_source}); boxes found on {int(yours['found'].sum())} of "
+        f"{len(yours)} images"
+    )
+    if mine < theirs - BUILD_SLACK:
+        return False, f"{measured}: more than {BUILD_SLACK} below the course's recipe"
+    return True, measured

@@ -30,7 +30,7 @@ box in, garbage mask out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,7 @@ from scipy import ndimage
 from utils import metrics
 from utils.checks import finite_number, whole_number
 from utils.images import to_mask, to_rgb_uint8
-from utils.prompts import box_from_mask, box_iou, next_box
+from utils.prompts import box_from_mask, box_iou, check_box, next_box
 
 __all__ = [
     "POLARITIES",
@@ -153,12 +153,15 @@ def compare_prompts(
     margin: int = 0,
     keep_masks: bool = False,
     progress: bool = True,
+    boxer: Callable[[np.ndarray, str], Any] | None = None,
     **coarse: Any,
 ) -> pd.DataFrame:
     """Classical mask vs the model with the automatic box vs the model with the ground-truth box, per case.
 
     ``polarity`` is one value for all cases or one per case; ``margin`` and ``coarse`` go to
-    :func:`auto_box`. Each image is encoded once (``set_image``) and decoded twice. Columns:
+    :func:`auto_box`. ``boxer(image, polarity)`` replaces :func:`auto_box` as the automatic prompt (a box
+    ``[x0, y0, x1, y1]`` or None; checked with :func:`utils.prompts.check_box`), to score a recipe of your
+    own against the course's. Each image is encoded once (``set_image``) and decoded twice. Columns:
 
     - ``case, dataset`` (:func:`utils.cases.case_dataset`), ``modality, source, polarity``;
     - ``found``: did the recipe give a box;
@@ -179,7 +182,9 @@ def compare_prompts(
     rows = []
     for case, side in tqdm(list(zip(cases, polarities)), desc="auto-prompt", disable=not progress):
         classical = coarse_mask(case.image, side, **coarse)
-        box = auto_box(case.image, side, margin=margin, **coarse)
+        box = auto_box(case.image, side, margin=margin, **coarse) if boxer is None else boxer(case.image, side)
+        if box is not None and boxer is not None:
+            box = check_box(box, case.mask.shape, name=f"the box for {case.name}")
         gt_box = box_from_mask(case.mask)
         predictor.set_image(case.image)  # one encoder call; both boxes reuse the embedding
         auto_mask = _predict(predictor, box) if box is not None else np.zeros(case.mask.shape, dtype=bool)

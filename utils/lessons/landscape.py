@@ -13,6 +13,11 @@ that implement the idea — or what the course shows instead when it does not im
 :func:`check_links` proves that every notebook named exists and every function named imports
 (``utils.peft.lora`` → :func:`utils.peft.lora`), which the tests also run.
 
+Each method names the survey section its family belongs to (:data:`SURVEY_SECTIONS`), or :data:`ADDED`
+when the course adds a family the survey does not have: the survey was last revised in 2023, before
+S-SAM, SAM 2 and MedSAM2. The survey's maintained paper list (:data:`SURVEY_PAPER_LIST`) follows
+later work.
+
 Numbers are copied from the cited abstract, README or repository notebook, never computed here; the
 course's own measurements of the same ideas are in each notebook's ``results.json``.
 """
@@ -28,10 +33,14 @@ from typing import Any
 import pandas as pd
 
 __all__ = [
+    "ADDED",
     "FAILURES",
     "METHODS",
     "NOTEBOOKS",
     "PUBLISHED_SHARES",
+    "SURVEY",
+    "SURVEY_PAPER_LIST",
+    "SURVEY_SECTIONS",
     "Method",
     "check_links",
     "course_map_markdown",
@@ -42,6 +51,20 @@ __all__ = [
     "resolve",
     "share_table",
 ]
+
+#: The survey the course follows, and its maintained list of papers (updated after the survey's last revision).
+SURVEY = "Zhang & Jiao, Towards Segment Anything Model (SAM) for Medical Image Segmentation: A Survey, arXiv:2305.03678"
+SURVEY_PAPER_LIST = "https://github.com/YichiZhang98/SAM4MIS"
+#: The survey's sections a family of :data:`METHODS` can belong to (by title; the survey numbers them differently
+#: across its revisions).
+SURVEY_SECTIONS: tuple[str, ...] = (
+    "background on SAM",
+    "Performance of SAM in medical image segmentation",
+    "Adapting SAM to medical image segmentation",
+    "future directions",
+)
+#: ``Method.survey`` of a family the course adds: work that appeared after the survey's last revision (2023).
+ADDED = "added by the course (after the survey)"
 
 #: The course's notebooks, in order (stem → what it covers).
 NOTEBOOKS: dict[str, str] = {
@@ -81,6 +104,7 @@ class Method:
     notebooks: tuple[str, ...]  # stems of NOTEBOOKS
     functions: tuple[str, ...]  # dotted names, e.g. "utils.peft.lora"
     in_course: str  # implemented / partly / not implemented, and how
+    survey: str  # the survey section of the family (SURVEY_SECTIONS), or ADDED
 
 
 _MSA_REPO = "https://github.com/KidsWithTokens/Medical-SAM-Adapter/blob/main/guidance"
@@ -103,6 +127,7 @@ METHODS: tuple[Method, ...] = (
             "utils.models.load_predictor",
         ),
         in_course="implemented: the real model, counted on the meta device and traced with hooks",
+        survey=SURVEY_SECTIONS[0],
     ),
     Method(
         family="Empirical benchmark",
@@ -116,6 +141,7 @@ METHODS: tuple[Method, ...] = (
         notebooks=("03_zero_shot_medical",),
         functions=("utils.evaluate.evaluate", "utils.published.published_comparison", "utils.evaluate.summarize"),
         in_course="implemented: the same protocol on the course's data, published numbers beside ours",
+        survey=SURVEY_SECTIONS[1],
     ),
     Method(
         family="Empirical benchmark: why it fails",
@@ -131,6 +157,7 @@ METHODS: tuple[Method, ...] = (
         functions=("utils.lessons.sweeps.sweep", "utils.lessons.sweeps.curves", "utils.lessons.domain.linear_probe"),
         in_course="implemented differently: one factor at a time on phantoms, where the paper correlates "
         "factors across real data sets",
+        survey=SURVEY_SECTIONS[1],
     ),
     Method(
         family="Prompt engineering",
@@ -148,6 +175,7 @@ METHODS: tuple[Method, ...] = (
             "utils.lessons.playground.PromptPlayground",
         ),
         in_course="implemented: every prompt type, multimask output, the IoU head against the oracle",
+        survey=SURVEY_SECTIONS[1],
     ),
     Method(
         family="Auto-prompting",
@@ -167,6 +195,7 @@ METHODS: tuple[Method, ...] = (
         ),
         in_course="partly: everything mode (02, 03) and a classical box (Otsu + largest component, here); "
         "no learned prompt generator",
+        survey=SURVEY_SECTIONS[2],
     ),
     Method(
         family="Fine-tuning: which parts",
@@ -183,6 +212,7 @@ METHODS: tuple[Method, ...] = (
         functions=("utils.peft.decoder_only", "utils.training.train", "utils.lessons.comparison.compare_strategies"),
         in_course="implemented: five strategies on one split, same steps and seed (05); decoder-only point "
         "training (06)",
+        survey=SURVEY_SECTIONS[2],
     ),
     Method(
         family="Fine-tuning: adapters",
@@ -200,6 +230,7 @@ METHODS: tuple[Method, ...] = (
         notebooks=("05_adapting_sam",),
         functions=("utils.peft.adapter",),
         in_course="implemented: MSA-style serial + parallel adapters in every block",
+        survey=SURVEY_SECTIONS[2],
     ),
     Method(
         family="Fine-tuning: LoRA",
@@ -213,6 +244,7 @@ METHODS: tuple[Method, ...] = (
         notebooks=("05_adapting_sam",),
         functions=("utils.peft.lora", "utils.peft.merge_lora", "utils.peft.save_trainable"),
         in_course="implemented: LoRA on the fused qkv of every block (checked against HF peft), merged for inference",
+        survey=SURVEY_SECTIONS[2],
     ),
     Method(
         family="Fine-tuning: SVD",
@@ -227,6 +259,7 @@ METHODS: tuple[Method, ...] = (
         functions=("utils.peft.svd", "utils.peft.trainable_parameters"),
         in_course="implemented: singular-value scale and shift only (no text prompts, layer norms or "
         "positional embeddings)",
+        survey=ADDED,
     ),
     Method(
         family="Medical foundation model",
@@ -244,6 +277,7 @@ METHODS: tuple[Method, ...] = (
         notebooks=("06_medical_foundation_models", "05_adapting_sam"),
         functions=("utils.models.load_predictor", "utils.models.load_medsam", "utils.peft.full"),
         in_course="used: LiteMedSAM's released weights run every offline notebook; full fine-tuning at toy scale in 05",
+        survey=SURVEY_SECTIONS[2],
     ),
     Method(
         family="Medical foundation model: every prompt",
@@ -257,6 +291,7 @@ METHODS: tuple[Method, ...] = (
         functions=("utils.training.train", "utils.evaluate.compare_modes"),
         in_course="partly: 06 teaches box-trained LiteMedSAM single points by decoder-only fine-tuning on "
         "one structure",
+        survey=SURVEY_SECTIONS[2],
     ),
     Method(
         family="3-D extensions",
@@ -275,6 +310,7 @@ METHODS: tuple[Method, ...] = (
             "utils.metrics.dice",
         ),
         in_course="partly: slice-by-slice box propagation with a stop rule, scored in 3-D; no 3-D adapters",
+        survey=SURVEY_SECTIONS[2],
     ),
     Method(
         family="Uncertainty",
@@ -293,6 +329,7 @@ METHODS: tuple[Method, ...] = (
         ),
         in_course="partly: training-free maps (multimask disagreement, test-time augmentation) scored "
         "against the errors; no learned adapter",
+        survey=SURVEY_SECTIONS[2],
     ),
     Method(
         family="Memory across frames: SAM 2",
@@ -307,6 +344,7 @@ METHODS: tuple[Method, ...] = (
         functions=("utils.lessons.volumetric.propagate",),
         in_course="not implemented: 07's propagation has no memory, and its gap to the user-given slice "
         "range (in_range) shows what a memory has to fix",
+        survey=ADDED,
     ),
     Method(
         family="Memory across slices: MedSAM2",
@@ -321,6 +359,7 @@ METHODS: tuple[Method, ...] = (
         functions=("utils.lessons.volumetric.slicewise_upper_bound",),
         in_course="not implemented: 07's slice-wise ground-truth-box upper bound is what a 2-D model can "
         "reach at best, the bar a memory model is measured against",
+        survey=ADDED,
     ),
 )
 
@@ -449,8 +488,8 @@ def course_map_markdown(notebooks: dict[str, str] = NOTEBOOKS) -> str:
 def markdown_table(methods: tuple[Method, ...] = METHODS) -> str:
     """The landscape as a Markdown table with working links (papers, sources, notebooks, utils sources)."""
     lines = [
-        "| family | idea | representative work | reported result (source) | in this course |",
-        "|---|---|---|---|---|",
+        "| family | survey section | idea | representative work | reported result (source) | in this course |",
+        "|---|---|---|---|---|---|",
     ]
     for m in methods:
         sources = ", ".join(f"[{label}]({url})" for label, url in m.sources)
@@ -458,6 +497,7 @@ def markdown_table(methods: tuple[Method, ...] = METHODS) -> str:
         code = ", ".join(f"[`{name}`]({_module_file(name)})" for name in m.functions)
         cells = (
             f"**{_escape(m.family)}**",
+            _escape(m.survey) if m.survey != ADDED else f"*{ADDED}*",
             _escape(m.idea),
             f"[{_escape(m.paper)}]({m.url})",
             f"{_escape(m.result)} ({sources})",

@@ -30,11 +30,14 @@ import pandas as pd
 
 __all__ = [
     "SWEEPS",
+    "EXPECTATIONS",
     "TAXONOMY",
     "Sweep",
     "curves",
     "describe_sweeps",
     "easiest_hardest",
+    "expectations",
+    "mode_duel",
     "plot_curves",
     "plot_easiest_hardest",
     "pick_values",
@@ -71,7 +74,9 @@ class Sweep:
     curve can be read as "Dice as the factor gets harder". ``to_knob`` turns an axis value into the
     knob's value (e.g. a CT window level into ``(level, width)``); ``coupled`` returns other knobs
     that must move with the value to keep the rest of the picture fixed (the ring's outer disc);
-    ``instance`` makes the target one nucleus (microscopy) instead of all of them.
+    ``instance`` makes the target one nucleus (microscopy) instead of all of them. ``degrade`` makes a
+    factor that is not a phantom knob: ``degrade(image, value)`` changes the finished phantom's uint8 RGB
+    image (the mask stays), e.g. a bias field or motion blur (``knob`` is then just the axis's name).
     """
 
     style: str
@@ -83,6 +88,7 @@ class Sweep:
     to_knob: Callable[[Any], Any] = _same
     coupled: Callable[[Any], dict[str, Any]] | None = None
     instance: bool = False
+    degrade: Callable[[np.ndarray, Any], np.ndarray] | None = None
 
     def knob_value(self, value: Any) -> Any:
         return self.to_knob(value)
@@ -192,19 +198,24 @@ def _value_label(value: Any) -> str:
     return str(value)
 
 
-def sweep_case(factor: str, value: Any, seed: int = 0, size: int = 256) -> Any:
+def sweep_case(factor: str, value: Any, seed: int = 0, size: int = 256, spec: Sweep | None = None) -> Any:
     """The phantom of ``factor`` at ``value`` (a :class:`~utils.datasets.Case` with a unique name).
 
     ``meta["sweep"]`` records ``factor``, ``value``, ``knob``, ``knob_value`` and ``coupled`` (other
     knobs moved with it). Deterministic: the same arguments give the same arrays (so a table row can
-    be redrawn later).
+    be redrawn later). ``spec`` runs a factor that is not in :data:`SWEEPS` (named ``factor``), e.g. one
+    with a ``degrade`` function.
     """
     from utils.phantoms import make_phantom
 
-    spec = _spec(factor)
+    spec = _spec(factor) if spec is None else spec
     knob_value = spec.knob_value(value)
     others = spec.coupled(value) if spec.coupled is not None else {}
-    case = make_phantom(spec.style, seed=seed, size=size, **{spec.knob: knob_value}, **others)
+    if spec.degrade is None:
+        case = make_phantom(spec.style, seed=seed, size=size, **{spec.knob: knob_value}, **others)
+    else:  # the finished phantom, then the factor's own change of its pixels
+        case = make_phantom(spec.style, seed=seed, size=size, **others)
+        case = dataclasses.replace(case, image=_degraded(spec.degrade, case.image, value))
     mask = _central_instance(case.meta["instances"]) if spec.instance else case.mask
     sweep_meta = {"factor": factor, "value": value, "knob": spec.knob, "knob_value": knob_value, "coupled": others}
     meta = {**case.meta, "sweep": sweep_meta}
@@ -212,12 +223,30 @@ def sweep_case(factor: str, value: Any, seed: int = 0, size: int = 256) -> Any:
     return dataclasses.replace(case, mask=mask, name=name, meta=meta)
 
 
-def sweep_cases(factor: str, values: Sequence[Any] | None = None, seeds: Sequence[int] = (0, 1), size: int = 256):
+def sweep_cases(
+    factor: str,
+    values: Sequence[Any] | None = None,
+    seeds: Sequence[int] = (0, 1),
+    size: int = 256,
+    spec: Sweep | None = None,
+):
     """Every case of a sweep: each value × each seed (values outer, seeds inner)."""
-    spec = _spec(factor)
+    spec = _spec(factor) if spec is None else spec
     values = _check_values(spec, values)
     seeds = _check_seeds(seeds)
-    return [sweep_case(factor, v, s, size) for v in values for s in seeds]
+    return [sweep_case(factor, v, s, size, spec) for v in values for s in seeds]
+
+
+def _degraded(degrade: Callable[[np.ndarray, Any], np.ndarray], image: np.ndarray, value: Any) -> np.ndarray:
+    """``degrade(image, value)``, checked: the same shape, uint8 (a copy goes in, so the phantom is untouched)."""
+    out = np.asarray(degrade(image.copy(), value))
+    if out.shape != image.shape:
+        raise ValueError(f"degrade(image, {value!r}) returned shape {out.shape}; it must keep {image.shape}.")
+    if out.dtype != np.uint8:
+        raise ValueError(
+            f"degrade(image, {value!r}) returned {out.dtype}; return uint8 (np.clip(...).astype(np.uint8))."
+        )
+    return out
 
 
 def _check_values(spec: Sweep, values: Sequence[Any] | None) -> tuple[Any, ...]:
@@ -255,21 +284,27 @@ def sweep(
     mode: str = "box",
     progress: bool = True,
     keep_masks: bool = True,
+    spec: Sweep | None = None,
+    modes: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Score ``predictor`` on the sweep of ``factor`` with one fixed prompt ``mode`` (default the box).
 
     Returns :func:`utils.evaluate.evaluate`'s table (one row per value × seed) with the columns
     ``factor``, ``style``, ``knob``, ``value``, ``value_index`` (position in ``values``),
-    ``value_label`` and ``seed`` in front. ``keep_masks`` keeps each predicted mask (for
-    :func:`plot_easiest_hardest`). ``df.attrs["encoder_calls"]`` counts the images embedded.
+    ``value_label``, ``seed``, ``size``, ``harder`` and ``label`` in front. ``keep_masks`` keeps each
+    predicted mask (for :func:`plot_easiest_hardest`). ``df.attrs["encoder_calls"]`` counts the images
+    embedded. ``spec`` sweeps a factor of your own (a :class:`Sweep`, e.g. with ``degrade``) under the
+    name ``factor``. ``modes`` scores several prompt modes on the same embeddings (one row per value ×
+    seed × mode: compare them with :func:`mode_duel`; :func:`curves` wants one mode).
     """
     from utils.evaluate import evaluate
 
-    spec = _spec(factor)
+    spec = _spec(factor) if spec is None else spec
     values = _check_values(spec, values)
     seeds = _check_seeds(seeds)
-    cases = sweep_cases(factor, values, seeds, size)
-    table = evaluate(predictor, cases, modes=(mode,), progress=progress, keep_masks=keep_masks)
+    cases = sweep_cases(factor, values, seeds, size, spec)
+    modes = (mode,) if modes is None else tuple(modes)
+    table = evaluate(predictor, cases, modes=modes, progress=progress, keep_masks=keep_masks)
     by_name = {c.name: (i // len(seeds), c.meta["seed"]) for i, c in enumerate(cases)}
     index = table["case"].map(lambda name: by_name[name][0])
     front = pd.DataFrame(
@@ -282,6 +317,8 @@ def sweep(
             "value_label": [_value_label(values[i]) for i in index],
             "seed": table["case"].map(lambda name: by_name[name][1]).to_numpy(),
             "size": size,
+            "harder": spec.harder,
+            "label": spec.label,
         },
         index=table.index,
     )
@@ -300,9 +337,11 @@ def curves(df: pd.DataFrame, metric: str = "dice", n_boot: int = 1000, seed: int
     from utils.evaluate import summarize
 
     _check_sweep_table(df)
+    if "mode" in df.columns and df.groupby("factor")["mode"].nunique().max() > 1:
+        raise ValueError("A curve is one prompt mode: pass df[df['mode'] == ...] (mode_duel compares modes).")
     out: dict[str, dict[str, Any]] = {}
     for factor, rows in df.groupby("factor", sort=False):
-        spec = _spec(factor)
+        label, harder = _reading(rows)
         table = summarize(rows, by="value_index", metric=metric, n_boot=n_boot, seed=seed).sort_index()
         first = rows.drop_duplicates("value_index").set_index("value_index").loc[table.index]
         positions, numeric = _axis_positions(list(first["value"]))
@@ -312,13 +351,21 @@ def curves(df: pd.DataFrame, metric: str = "dice", n_boot: int = 1000, seed: int
         out[str(factor)] = {
             "values": [_jsonable_value(v) for v in first["value"]],
             "value_labels": list(first["value_label"]),
-            "label": spec.label,
-            "harder": spec.harder,
+            "label": label,
+            "harder": harder,
             f"{metric}_mean": [float(v) for v in table["mean"]],
             f"{metric}_ci": [[float(lo), float(hi)] for lo, hi in zip(table["ci_low"], table["ci_high"])],
             "n": [int(v) for v in table["n"]],
         }
     return out
+
+
+def _reading(rows: pd.DataFrame) -> tuple[str, str]:
+    """A factor's axis label and harder end: from the table (any factor), else from :data:`SWEEPS`."""
+    if {"label", "harder"} <= set(rows.columns):
+        return str(rows["label"].iloc[0]), str(rows["harder"].iloc[0])
+    spec = _spec(str(rows["factor"].iloc[0]))
+    return spec.label, spec.harder
 
 
 def _jsonable_value(value: Any) -> Any:
@@ -369,6 +416,70 @@ def trend(curve: Mapping[str, Any], metric: str = "dice") -> dict[str, Any]:
     }
 
 
+def mode_duel(df: pd.DataFrame, metric: str = "dice") -> dict[str, Any]:
+    """Which prompt mode scored best on one factor's phantoms (a :func:`sweep` with several ``modes``)?
+
+    Returns ``{"factor", "modes", "mean"}`` (mode → mean ``metric`` over every value and seed), ``"by_value"``
+    (mode → mean per value label), ``"winner"`` (the best mode; the first listed on a tie) and ``"margin"``
+    (its lead over the runner-up), JSON-ready.
+    """
+    _check_sweep_table(df)
+    if df["factor"].nunique() != 1 or df["mode"].nunique() < 2:
+        raise ValueError("mode_duel wants one factor scored with at least two modes: sweep(..., modes=(...)).")
+    modes = list(dict.fromkeys(df["mode"]))
+    means = {mode: float(df.loc[df["mode"] == mode, metric].mean()) for mode in modes}
+    ranked = sorted(modes, key=lambda mode: -means[mode])  # stable: ties keep the listed order
+    by_value = {mode: {str(k): float(v) for k, v in rows.groupby("value_label", sort=False)[metric].mean().items()}
+                for mode, rows in df.groupby("mode", sort=False)}  # fmt: skip
+    return {
+        "factor": str(df["factor"].iloc[0]),
+        "modes": modes,
+        "mean": means,
+        "by_value": by_value,
+        "winner": ranked[0],
+        "margin": means[ranked[0]] - means[ranked[1]],
+    }
+
+
+#: What each factor is expected to do to Dice with a tight box prompt, and the rule that checks it on a
+#: curve's :func:`trend` (plus the curve itself): factor → (expectation, rule). :func:`expectations`
+#: prints whether each held in this run, so the notebook's prose never asserts a result it did not measure.
+EXPECTATIONS: dict[str, tuple[str, Callable[[Mapping[str, Any], Mapping[str, Any]], bool]]] = {
+    "contrast": ("Dice falls as the lesion fades, but stays above 0.2 (the box prior)",
+                 lambda t, c: t["falls"] and t["hard"] > 0.2),
+    "noise": ("Dice falls as the speckle grows", lambda t, c: t["falls"]),
+    "blur": ("Dice falls as the edge blurs", lambda t, c: t["falls"]),
+    "target_size": ("the smallest targets score lowest", lambda t, c: t["falls"]),
+    "thin_structures": ("Dice stays below 0.5 at every vessel width", lambda t, c: max(c["dice_mean"]) < 0.5),
+    "ring": ("Dice falls as the hole grows", lambda t, c: t["falls"]),
+    "touching": ("Dice falls as the nuclei crowd (and shrink)", lambda t, c: t["falls"]),
+    "distractors": ("look-alikes outside the box change Dice by less than 0.15", lambda t, c: abs(t["drop"]) < 0.15),
+    "ct_window": ("Dice falls as the window moves up from soft tissue", lambda t, c: t["falls"]),
+}  # fmt: skip
+
+
+def expectations(curve_dict: Mapping[str, Mapping[str, Any]], metric: str = "dice") -> pd.DataFrame:
+    """Each swept factor's expectation (:data:`EXPECTATIONS`), what this run measured and whether it held.
+
+    One row per factor of ``curve_dict`` that has an expectation: ``expectation``, ``measured`` (Dice at
+    the easy and the hard end, the range over the axis and the Spearman correlation) and ``held`` (bool).
+    """
+    rows = []
+    for factor, curve in curve_dict.items():
+        if factor not in EXPECTATIONS:
+            continue
+        text, rule = EXPECTATIONS[factor]
+        measured = trend(curve, metric)
+        means = curve[f"{metric}_mean"]
+        rows.append({
+            "factor": factor, "expectation": text,
+            "measured": f"{measured['easy']:.2f} (easy) -> {measured['hard']:.2f} (hard); range "
+                        f"{min(means):.2f}-{max(means):.2f}; Spearman {measured['spearman']:+.2f}",
+            "held": bool(rule(measured, curve)),
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=["factor", "expectation", "measured", "held"]).set_index("factor")
+
+
 def easiest_hardest(df: pd.DataFrame, metric: str = "dice") -> tuple[pd.Series, pd.Series]:
     """The rows (cases) with the highest and the lowest ``metric`` in one factor's table.
 
@@ -409,13 +520,14 @@ TAXONOMY: dict[str, tuple[str | None, str, str]] = {
     ),
     "small targets": (
         "target_size",
-        "the 16-px patches and the 4x-downsampled mask logits blur targets a few pixels wide",
+        "the encoder's 64x64 token grid (16 px per token at SAM's 1024-px input, 4 px at LiteMedSAM's 256) "
+        "blurs targets a few pixels wide",
         "decoder-only or full fine-tuning on small structures (05); feed a crop around the box (higher "
         "effective resolution)",
     ),
     "thin structures": (
         "thin_structures",
-        "one box around a vessel tree covers mostly background; the low-resolution mask cannot follow 1-2 px vessels",
+        "one box around a vessel tree covers mostly background; the 64x64 token grid cannot follow 1-2 px vessels",
         "full fine-tuning or adapters with a dedicated loss (05); these are segmentation, not prompting, problems",
     ),
     "rings and holes": (

@@ -60,6 +60,99 @@ def test_multimask_policy_choice_and_prompt_columns():
     assert overridden.loc[0, "choice"] == "iou_head" and overridden.loc[0, "n_candidates"] == 3
 
 
+@pytest.mark.parametrize("name", ["sam_vit_b", "litemedsam", "medsam_vit_b", "my_predictor"])
+def test_each_model_is_asked_with_the_output_convention_it_was_trained_with(name):
+    case = blob_case("a")
+    predictor = LookupPredictor([case])
+    predictor.name = name  # the card of this model name decides (unknown names: SAM's convention)
+    asked, predict = [], predictor.predict
+
+    def recording_predict(**prompt):
+        asked.append(prompt["multimask_output"])
+        return predict(**prompt)
+
+    predictor.predict = recording_predict
+    df = ev.evaluate(predictor, [case], PROMPT_MODES, progress=False)
+    three_masks = name in ("sam_vit_b", "my_predictor")  # SAM: 3 masks for one point; LiteMedSAM, MedSAM: 1
+    expected = [three_masks and mode in ("point_center", "point_random") for mode in PROMPT_MODES]
+    assert asked == expected and df["multimask"].tolist() == expected
+    assert df["choice"].tolist() == ["iou_head" if e else "single" for e in expected]
+    assert df.attrs["trained_multimask"] is three_masks
+    if three_masks:
+        assert set(ev.oracle_gap(df).index.get_level_values("mode")) == {"point_center", "point_random"}
+    else:  # one trained output: nothing to choose, so no IoU-head-vs-oracle rows
+        assert (df["n_candidates"] == 1).all() and (df["dice_oracle"] == df["dice"]).all()
+        with pytest.raises(ValueError, match="No multimask rows"):
+            ev.oracle_gap(df)
+    explicit = ev.evaluate(predictor, [case], ["point_center"], progress=False, trained_multimask=not three_masks)
+    assert explicit.loc[0, "multimask"] is not three_masks  # the explicit setting wins over the card
+
+
+def test_multimask_policy_per_convention_and_overrides():
+    assert ev.multimask_policy() == ev.MULTIMASK
+    assert not any(ev.multimask_policy(trained_multimask=False).values())
+    assert ev.multimask_policy(False, {"box": True}) == {**dict.fromkeys(PROMPT_MODES, False), "box": True}
+    with pytest.raises(ValueError, match="trained_multimask"):
+        ev.evaluate(LookupPredictor([blob_case("a")]), [blob_case("a")], ["box"], trained_multimask="no")
+
+
+def test_everything_mode_asks_a_single_output_model_for_one_mask_per_grid_point(
+    tiny_predictor, phantom_cases, monkeypatch
+):
+    asked, predict_torch = [], tiny_predictor.predict_torch
+
+    def recording_predict_torch(*args, **kwargs):
+        asked.append(kwargs["multimask_output"])
+        return predict_torch(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_predictor, "predict_torch", recording_predict_torch)
+    amg = {"points_per_side": 2, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "box_nms_thresh": 1.0}
+    cases = phantom_cases[:1]
+    one = ev.evaluate(tiny_predictor, cases, ["everything"], amg_kwargs=amg, progress=False, trained_multimask=False)
+    assert asked and not any(asked) and not one.loc[0, "multimask"]
+    assert 1 <= one.loc[0, "n_candidates"] <= 4  # at most one mask per grid point
+    asked.clear()
+    three = ev.evaluate(tiny_predictor, cases, ["everything"], amg_kwargs=amg, progress=False, trained_multimask=True)
+    assert asked and all(asked) and three.loc[0, "multimask"] and three.loc[0, "n_candidates"] > 4
+
+
+def teaching_loop() -> dict:
+    """Notebook 03's evaluation loop by hand: its import cell and the cells tagged "teaching", executed."""
+    import nbformat
+
+    from utils.tools import harness
+
+    path = next(p for p in harness.find_notebooks() if p.stem == "03_zero_shot_medical")
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    imports = next(c for c in cells if "from utils import" in c.source and "evaluate" in c.source)
+    teaching = [c for c in cells if "teaching" in c.metadata.get("tags", [])]
+    assert len(teaching) >= 3 and all(len(c.source.splitlines()) <= 15 for c in teaching)
+    namespace: dict = {}
+    for cell in [imports, *teaching]:
+        exec(compile(cell.source, f"{path.name}:{cell.id}", "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("trained_multimask", [True, False])
+def test_the_notebooks_loop_by_hand_gives_the_harness_scores(tiny_predictor, phantom_cases, trained_multimask):
+    by_hand = teaching_loop()["evaluate_by_hand"](tiny_predictor, phantom_cases, PROMPT_MODES, 4, trained_multimask)
+    library = ev.evaluate(tiny_predictor, phantom_cases, PROMPT_MODES, seed=4, progress=False,
+                          trained_multimask=trained_multimask)  # fmt: skip
+    paired = by_hand.merge(library, on=["case", "mode"], suffixes=("_by_hand", ""))
+    assert len(paired) == len(library) == len(phantom_cases) * len(PROMPT_MODES)
+    for metric in ("dice", "iou"):
+        np.testing.assert_allclose(paired[f"{metric}_by_hand"], paired[metric], atol=1e-12)
+    assert paired["dice"].nunique() > 1  # the random tiny SAM gives different masks: the comparison has teeth
+
+
+def test_the_loop_by_hand_reports_the_iou_heads_pick_as_the_harness_does():
+    case = blob_case("a")
+    predictor = LookupPredictor([case], misrank=True)  # the IoU head ranks an empty mask first
+    by_hand = teaching_loop()["evaluate_by_hand"](predictor, [case], ["point_center", "box"], 0, True)
+    library = ev.evaluate(predictor, [case], ["point_center", "box"], progress=False)
+    assert by_hand["dice"].tolist() == library["dice"].tolist() == [0.0, 1.0]
+
+
 def test_oracle_beats_a_misranking_iou_head():
     case = blob_case("a")
     df = ev.evaluate(LookupPredictor([case], misrank=True), [case], ["point_center"], progress=False)

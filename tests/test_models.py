@@ -325,3 +325,10 @@ def test_model_cards_table_lists_every_model():
     assert {"params", "input_size", "source", "license", "available"} <= set(table.columns)
     assert table.loc["sam_vit_b", "input_size"] == 1024 and table.loc["litemedsam", "input_size"] == 256
     assert table.loc["sam_vit_b", "multimask"] and not table.loc["litemedsam", "multimask"]  # one trained output
+
+
+def test_trained_multimask_follows_each_models_training():
+    assert all(models.trained_multimask(name) == spec.multimask for name, spec in models.REGISTRY.items())
+    assert models.trained_multimask("sam_vit_b") and not models.trained_multimask("litemedsam")
+    assert not models.trained_multimask("medsam_vit_b")  # MedSAM: box prompts, one output mask
+    assert models.trained_multimask("my_own_sam")  # unknown: SAM's convention

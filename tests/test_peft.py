@@ -361,3 +361,53 @@ def test_lora_and_adapter_initialisation_is_seeded():
     name = next(n for n in weights[0] if n.endswith("lora_A"))
     assert torch.equal(weights[0][name], weights[1][name])
     assert not torch.equal(weights[0][name], weights[2][name])
+
+
+# ------------------------------------------------------------------------------ the last K blocks
+
+
+@pytest.mark.parametrize("name", ["tiny_sam", "litemedsam"])
+def test_encoder_stages_run_in_order_are_the_encoder(name, litemedsam):
+    sam = load_tiny_sam() if name == "tiny_sam" else litemedsam
+    side = sam.image_encoder.img_size
+    x = sam.preprocess(torch.randint(0, 255, (1, 3, side, side), generator=torch.Generator().manual_seed(0)).float())
+    stages = peft.encoder_stages(sam)
+    assert [s.kind for s in stages].count("block") == len(peft.transformer_blocks(sam))
+    assert stages[0].kind == "stem" and stages[-1].kind == "neck"
+    with torch.no_grad():
+        assert torch.equal(peft.run_stages(stages, x), sam.image_encoder(x))
+        head, tail = peft.split_encoder(sam, 1)
+        assert torch.equal(peft.run_stages(tail, peft.run_stages(head, x)), sam.image_encoder(x))
+    assert [s.kind for s in tail] == ["block", "neck"]  # the last block, then the neck
+
+
+@pytest.mark.parametrize("strategy", ["adapter", "lora", "svd"])
+def test_last_blocks_adapts_only_the_last_blocks(strategy):
+    every = peft.STRATEGIES[strategy](load_tiny_sam())
+    last = peft.STRATEGIES[strategy](load_tiny_sam(), last_blocks=1)
+    assert peft.adaptation(last)["options"]["last_blocks"] == 1
+    assert "last_blocks" not in peft.adaptation(every)["options"]  # files saved before the option still load
+    assert 0 < peft.trainable_parameters(last)[0] < peft.trainable_parameters(every)[0]
+    head, _ = peft.split_encoder(load_tiny_sam(), 1)
+    first_block = last.image_encoder.blocks[0]
+    assert not any(p.requires_grad for p in first_block.parameters())  # head: frozen and untouched
+    assert any(p.requires_grad for p in last.image_encoder.blocks[-1].parameters())
+    assert len(head) == 2  # stem + the first of tiny_sam's two blocks
+
+
+def test_full_with_last_blocks_trains_the_tail_prompt_encoder_and_decoder(litemedsam):
+    sam = peft.full(copy.deepcopy(litemedsam), last_blocks=2)
+    head, tail = peft.split_encoder(sam, 2)
+    trainable = {id(p) for p in sam.parameters() if p.requires_grad}
+    for stage in head:
+        assert not any(id(p) in trainable for m in stage.modules for p in m.parameters())
+    for part in [*(m for stage in tail for m in stage.modules), sam.prompt_encoder, sam.mask_decoder]:
+        assert all(id(p) in trainable for p in part.parameters())
+    assert peft.trainable_parameters(sam)[0] < peft.trainable_parameters(peft.full(copy.deepcopy(litemedsam)))[0]
+
+
+def test_last_blocks_is_checked():
+    with pytest.raises(ValueError, match="last_blocks=3 but the encoder has 2"):
+        peft.lora(load_tiny_sam(), last_blocks=3)
+    with pytest.raises(ValueError, match="last_blocks"):
+        peft.split_encoder(load_tiny_sam(), 0)

@@ -291,3 +291,85 @@ def test_bad_input_raises_value_errors(disks):
     empty.mask = np.zeros_like(empty.mask)
     with pytest.raises(ValueError, match="empty mask"):
         quiet_train(load_tiny_sam(), [empty], strategy_name="lora")
+
+
+# ------------------------------------------------------------------------------ frozen-feature caching
+
+
+@pytest.mark.parametrize("strategy", ["lora", "full"])
+def test_cached_head_trains_exactly_like_the_whole_encoder(strategy, disks, monkeypatch):
+    """Same seed, same model: the cached path gives the losses, held-out Dice and weights of running every block."""
+    options = dict(strategy_name=strategy, strategy_options={"last_blocks": 1}, steps=4, lr=1e-2, batch_size=2,
+                   eval_every=2, seed=0)  # fmt: skip
+    cached_sam = load_tiny_sam()
+    cached = quiet_train(cached_sam, disks[:3], disks[3:], **options)
+    assert cached.options["cached_head"] == {"last_blocks": 1, "images": 4}  # 3 training + 1 held-out image, once
+    monkeypatch.setattr(training, "_cached_blocks", lambda sam: None)  # every step runs every block
+    whole_sam = load_tiny_sam()
+    whole = quiet_train(whole_sam, disks[:3], disks[3:], **options)
+    assert "cached_head" not in whole.options
+    np.testing.assert_allclose(cached.history["loss"].dropna(), whole.history["loss"].dropna(), rtol=1e-5)
+    np.testing.assert_allclose(cached.history["val_dice"].dropna(), whole.history["val_dice"].dropna(), atol=1e-6)
+    for (name, a), (_, b) in zip(cached_sam.named_parameters(), whole_sam.named_parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
+    assert "forward" not in vars(cached_sam.image_encoder)  # the encoder is whole again afterwards
+    assert sorted(cached.val_tables) == [0, 2, 4]
+
+
+def test_cached_head_refuses_a_trainable_head():
+    sam = peft.lora(load_tiny_sam())  # every block adapted: the first block's activations change
+    with pytest.raises(ValueError, match="cannot be cached"):
+        with training.cached_encoder_head(sam, 1):
+            pass
+
+
+# ------------------------------------------------------------------------------ notebook 05's teaching step
+
+
+def _teaching_cells(stem: str = "05_adapting_sam") -> list[str]:
+    import nbformat
+
+    from utils.tools import harness
+
+    path = next(p for p in harness.find_notebooks() if p.stem == stem)
+    return [c.source for c in nbformat.read(path, as_version=4).cells if "teaching" in c.metadata.get("tags", [])]
+
+
+@pytest.mark.filterwarnings("ignore::utils.models.MeaninglessModelWarning")
+def test_notebook_05s_training_step_by_hand_is_one_step_of_train():
+    """The cells notebook 05 shows as 'one training step' give train()'s loss and weights (same case, seed, lr)."""
+    from types import SimpleNamespace
+
+    from utils import models, prompts
+
+    case = disk_case(0)
+    cells = _teaching_cells()
+    assert len(cells) == 2 and "backward()" in cells[1]
+    namespace = {"np": np, "torch": torch, "peft": peft, "models": models, "training": training, "prompts": prompts,
+                 "MODEL": "tiny_sam", "run": SimpleNamespace(device=torch.device("cpu")), "SEED": 3,
+                 "split": SimpleNamespace(train=[case]), "BOX_JITTER": 0.1, "LR": {"decoder_only": 1e-2}}  # fmt: skip
+    for source in cells:
+        exec(compile(source, "05 teaching", "exec"), namespace)
+    reference = peft.decoder_only(load_sam("tiny_sam"))
+    result = quiet_train(reference, [case], strategy_name=None, steps=1, lr=1e-2, batch_size=1, seed=3,
+                         box_jitter=0.1, eval_every=None)  # fmt: skip
+    assert result.history["loss"].iloc[-1] == pytest.approx(namespace["loss"].item(), rel=1e-6)
+    for (name, mine), (_, theirs) in zip(namespace["step_model"].named_parameters(), reference.named_parameters()):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-7, msg=name)
+    assert not torch.equal(namespace["step_model"].mask_decoder.output_upscaling[0].weight,
+                           load_sam("tiny_sam").mask_decoder.output_upscaling[0].weight)  # fmt: skip  # it did move
+
+
+def test_decoder_only_embeds_through_a_shared_head_cache_with_the_same_result(disks):
+    options = dict(strategy_name="decoder_only", steps=3, lr=1e-2, batch_size=2, eval_every=None, seed=0)
+    heads = training.HeadCache(last_blocks=1)
+    shared = quiet_train(load_tiny_sam(), disks[:3], disks[3:], head_cache=heads, **options)
+    plain = quiet_train(load_tiny_sam(), disks[:3], disks[3:], **options)
+    assert shared.options["cached_head"] == {"last_blocks": 1, "images": 4} and len(heads) == 4
+    np.testing.assert_allclose(shared.history["loss"].dropna(), plain.history["loss"].dropna(), rtol=1e-5)
+    assert shared.dice_after == pytest.approx(plain.dice_after, abs=1e-6)
+    again = quiet_train(load_tiny_sam(), disks[:3], disks[3:], head_cache=heads, **options)
+    assert again.options["cached_head"]["images"] == 0  # every head was already there
+    with pytest.raises(ValueError, match="another cut"):
+        quiet_train(load_tiny_sam(), disks[:3], strategy_name="lora", strategy_options={"last_blocks": 2},
+                    steps=1, head_cache=heads)  # fmt: skip

@@ -8,6 +8,10 @@ DataFrame with one row per case × mode. Prompts are simulated from the ground-t
 Modes (:data:`MODES`) and how the reported mask is picked
 ---------------------------------------------------------
 
+The ``multimask`` and ``choice`` columns below are SAM's convention (a model trained to return three
+masks for an ambiguous prompt). A model trained with one output mask asks for one mask in every mode
+(next section).
+
 ==================  =========================================================  ===========  ============
 mode                prompt                                                     multimask    choice
 ==================  =========================================================  ===========  ============
@@ -25,8 +29,16 @@ mode                prompt                                                     m
 Why: SAM's authors return three masks for a *single* point because one click is ambiguous (part,
 object, whole) and rank them with the IoU head; with several prompts (points, or a box's two
 corners) SAM's extra fourth output token gives one unambiguous mask (``multimask_output=False``).
-LiteMedSAM was trained with boxes and single-mask output only. ``multimask=`` overrides the policy
-per mode (e.g. ``{"box": True}`` to study the IoU head on boxes).
+
+Each model is asked with the output convention it was trained with (:func:`multimask_policy`), read
+from its model card by the predictor's ``name`` (:func:`utils.models.trained_multimask`):
+LiteMedSAM (and MedSAM) were trained with ``multimask_output=False``, so their output tokens 1-3 were
+never trained; asking them for three masks would mix "this prompt is new to the model" with "these
+outputs were never trained". For such a model every prompt mode asks for one mask (``choice`` is
+``single``, so it has no IoU-head-vs-oracle gap), and everything mode's point grid asks for one mask per
+point too. A predictor whose name is not a known model follows SAM's convention;
+``trained_multimask=`` says it explicitly, and ``multimask=`` overrides the policy per mode (e.g.
+``{"box": True}`` to study the IoU head on boxes).
 
 For every row the table reports the mask the *model* would hand a user (``choice``: ``iou_head``
 = highest predicted IoU, ``single`` = the only mask, ``best_match`` = the generated mask with the
@@ -52,7 +64,7 @@ prompt_box, prompt_points, prompt_labels`` (+ ``mask`` with ``keep_masks=True``)
 as mm: 2 × the larger side of a pixel). ``iou_pred`` is the model's predicted IoU of the reported
 mask (NaN when no mask was generated). Metric conventions for empty masks: :mod:`utils.metrics`.
 ``df.attrs`` records ``encoder_calls`` (when the predictor counts them), ``seed``, ``modes``,
-``multimask`` and ``amg_kwargs``.
+``multimask`` (the policy per prompt mode), ``trained_multimask`` and ``amg_kwargs``.
 
 Reproducibility: each prompt (:func:`utils.prompts.make_prompt`) has its random generator seeded from
 ``(seed, case name, mode)``, so a row does not depend on which other cases or modes were evaluated,
@@ -76,7 +88,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from utils import metrics
+from utils import metrics, models
 from utils.cases import case_dataset
 from utils.checks import whole_number
 from utils.models import CachedPredictor
@@ -89,6 +101,7 @@ __all__ = [
     "NSD_TOLERANCE_PX",
     "compare_modes",
     "evaluate",
+    "multimask_policy",
     "oracle_gap",
     "per_modality",
     "summarize",
@@ -99,7 +112,8 @@ __all__ = [
 #: The prompt modes (utils.prompts.PROMPT_MODES: their prompts come from utils.prompts.make_prompt) and
 #: "everything", SAM's automatic mask generator.
 MODES: tuple[str, ...] = (*PROMPT_MODES, "everything")
-#: Whether each prompt mode asks for SAM's three masks (see the module docstring for why).
+#: Whether each prompt mode asks SAM for its three masks (see the module docstring for why); a model
+#: trained with one output mask asks for one in every mode (:func:`multimask_policy`).
 MULTIMASK: dict[str, bool] = {mode: mode in ("point_center", "point_random") for mode in PROMPT_MODES}
 #: Automatic-mask-generator settings that differ from segment-anything's defaults.
 AMG_DEFAULTS: dict[str, Any] = {"points_per_side": 16}
@@ -163,6 +177,7 @@ def evaluate(
     multimask: Mapping[str, bool] | None = None,
     nsd_tolerance_px: float = NSD_TOLERANCE_PX,
     keep_masks: bool = False,
+    trained_multimask: bool | None = None,
 ) -> pd.DataFrame:
     """Score ``predictor`` on every case × mode; one row each (see the module docstring for columns).
 
@@ -172,11 +187,20 @@ def evaluate(
     ``Sam``). ``cases`` are :class:`utils.datasets.Case` objects (non-empty masks). ``set_image``
     runs once per case whatever the number of modes. ``keep_masks=True`` adds the reported mask of
     each row in a ``mask`` column (for galleries).
+
+    ``trained_multimask``: the output convention the model was trained with (``True``: SAM's three masks
+    for a single point; ``False``: one mask always). ``None`` reads it from the model card of
+    ``predictor.name`` (:func:`utils.models.trained_multimask`; unknown names: ``True``).
     """
     modes = _check_modes(modes)
     cases = _check_cases(cases)
     seed = whole_number(seed, "seed")
-    policy = _multimask_policy(multimask)
+    if trained_multimask is None:
+        trained_multimask = _trained_multimask_of(predictor)
+    elif not isinstance(trained_multimask, (bool, np.bool_)):
+        raise ValueError(f"trained_multimask must be True, False or None (read the card); got {trained_multimask!r}.")
+    trained_multimask = bool(trained_multimask)
+    policy = multimask_policy(trained_multimask, multimask)
     tolerance_px = float(nsd_tolerance_px)
     if not np.isfinite(tolerance_px) or tolerance_px < 0:
         raise ValueError(f"nsd_tolerance_px must be a number of pixels >= 0, e.g. 2.0; got {nsd_tolerance_px!r}.")
@@ -198,7 +222,7 @@ def evaluate(
         predictor.set_image(case.image)  # the one encoder call for this image
         answers = {mode: _prompt(predictor, case, mode, seed, policy[mode]) for mode in modes if mode != "everything"}
         if generator is not None:  # last: with crops it may replace the predictor's embedding
-            answers["everything"] = _everything(generator, predictor, case)
+            answers["everything"] = _everything(generator, predictor, case, trained_multimask)
         for mode in modes:
             rows.append(_score(case, mode, answers[mode], model_name, tolerance_px, keep_masks))
     table = pd.DataFrame(rows, columns=[*COLUMNS, "mask"] if keep_masks else list(COLUMNS))
@@ -208,6 +232,7 @@ def evaluate(
         seed=seed,
         modes=list(modes),
         multimask={mode: policy[mode] for mode in modes if mode != "everything"},
+        trained_multimask=trained_multimask,
         amg_kwargs=None if generator is None else _amg_settings(amg_kwargs),
     )
     return table
@@ -326,10 +351,29 @@ def _mask_generator(predictor: Any, amg_kwargs: Mapping[str, Any] | None):
     return SamAutomaticMaskGenerator(predictor.model, **settings)
 
 
-def _everything(generator: Any, predictor: Any, case: Any) -> _Answer:
+class _OneMaskPerPoint:
+    """The predictor as the mask generator sees it, for a model trained with one output mask: the generator
+    asks for three masks per grid point (``multimask_output=True`` is fixed in segment-anything 1.0);
+    this asks for the one mask the model was trained to give."""
+
+    def __init__(self, predictor: Any) -> None:
+        self._predictor = predictor
+
+    def predict_torch(self, *args: Any, **kwargs: Any):
+        kwargs["multimask_output"] = False
+        return self._predictor.predict_torch(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_predictor":
+            raise AttributeError(name)
+        return getattr(self._predictor, name)
+
+
+def _everything(generator: Any, predictor: Any, case: Any, trained_multimask: bool = True) -> _Answer:
     import torch
 
-    generator.predictor = predictor  # a CachedPredictor: setting the case's image again restores it
+    # a CachedPredictor: setting the case's image again restores it
+    generator.predictor = predictor if trained_multimask else _OneMaskPerPoint(predictor)
     try:
         with torch.inference_mode():
             records = generator.generate(case.image)
@@ -343,7 +387,7 @@ def _everything(generator: Any, predictor: Any, case: Any) -> _Answer:
     masks = np.stack([r["segmentation"] for r in records]) if records else np.zeros((0, height, width), bool)
     scores = np.array([r["predicted_iou"] for r in records], dtype=float)
     n_grid = int(sum(len(grid) for grid in generator.point_grids[:1]))
-    return _Answer(masks.astype(bool), scores, choice="best_match", multimask=True, n_points=n_grid)
+    return _Answer(masks.astype(bool), scores, choice="best_match", multimask=trained_multimask, n_points=n_grid)
 
 
 # ------------------------------------------------------------------------------------------- checks
@@ -384,8 +428,18 @@ def _check_cases(cases: Sequence[Any]) -> list[Any]:
     return cases
 
 
-def _multimask_policy(multimask: Mapping[str, bool] | None) -> dict[str, bool]:
-    policy = dict(MULTIMASK)
+def _trained_multimask_of(predictor: Any) -> bool:
+    name = getattr(predictor, "name", "")
+    return models.trained_multimask(name) if isinstance(name, str) and name else True
+
+
+def multimask_policy(
+    trained_multimask: bool = True, multimask: Mapping[str, bool] | None = None
+) -> dict[str, bool]:
+    """Per prompt mode, whether to ask for three masks: :data:`MULTIMASK` (single points only) for a model
+    trained with SAM's three outputs, no mode for a model trained with one (``trained_multimask=False``);
+    then the per-mode overrides in ``multimask``."""
+    policy = {mode: bool(trained_multimask) and value for mode, value in MULTIMASK.items()}
     for mode, value in dict(multimask or {}).items():
         if mode not in PROMPT_MODES:
             raise ValueError(f"multimask sets {mode!r}, which is not a prompt mode ({', '.join(PROMPT_MODES)}).")

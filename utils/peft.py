@@ -40,7 +40,15 @@ as many again in the backward pass), and ``U``/``Vh`` take 1.3x the memory of th
 factorise (ViT-B: 113 M values, 453 MB in float32). ``targets=("qkv",)`` restricts it to the
 attention projections (a quarter of that).
 
-Helpers: :func:`trainable_parameters` (count, total, share), :func:`parameter_table`,
+**Only the last K blocks.** ``adapter``, ``lora``, ``svd`` and ``full`` take ``last_blocks=K``: the
+method then touches only the encoder's last K transformer blocks (``full``: those blocks, everything the
+encoder runs after the first of them, e.g. TinyViT's last downsampler and the neck, plus the prompt
+encoder and mask decoder). Everything before that point is frozen, so its output for an image never
+changes: :func:`split_encoder` cuts the encoder there and :mod:`utils.training` computes the frozen
+part once per image (frozen-feature caching). ``None`` (the default) keeps every block.
+
+Helpers: :func:`encoder_stages` / :func:`split_encoder` / :func:`run_stages`, :func:`trainable_parameters`
+(count, total, share), :func:`parameter_table`,
 :func:`trainable_state_dict` / :func:`save_trainable` / :func:`load_trainable` (only the trained
 tensors plus the strategy, loaded with ``weights_only=True``) and :func:`merge_lora` (fold LoRA into
 plain Linear layers for inference).
@@ -50,7 +58,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +77,11 @@ __all__ = [
     "ParallelAdapter",
     "SVDLinear",
     "SerialAdapter",
+    "Stage",
     "adaptation",
     "adapter",
     "decoder_only",
+    "encoder_stages",
     "full",
     "image_encoder",
     "load_trainable",
@@ -78,6 +89,8 @@ __all__ = [
     "merge_lora",
     "parameter_table",
     "save_trainable",
+    "run_stages",
+    "split_encoder",
     "svd",
     "trainable_parameters",
     "trainable_state_dict",
@@ -307,6 +320,76 @@ def image_encoder(sam: nn.Module) -> nn.Module:
     return sam.image_encoder
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One step of the image encoder's forward pass: ``run(x)``; ``modules`` hold its parameters."""
+
+    kind: str  # "stem", "block", "downsample" or "neck"
+    run: Callable[[torch.Tensor], torch.Tensor]
+    modules: tuple[nn.Module, ...]
+
+
+def encoder_stages(sam: nn.Module) -> list[Stage]:
+    """The image encoder's forward pass as a list of :class:`Stage` s; running them in order is the encoder.
+
+    SAM ViT: stem (patch embedding + positional embedding), its blocks, neck. LiteMedSAM's TinyViT:
+    stem (patch embedding + the conv stage ``layers[0]``), per later layer its blocks then its
+    downsampler (if any), neck (TinyViT's own reshape to 64 x 64 tokens first). Works on adapted models.
+    """
+    encoder = image_encoder(sam)
+    if isinstance(getattr(encoder, "blocks", None), nn.ModuleList) and hasattr(encoder, "neck"):  # SAM ViT
+
+        def stem(x: torch.Tensor) -> torch.Tensor:
+            x = encoder.patch_embed(x)
+            return x if encoder.pos_embed is None else x + encoder.pos_embed
+
+        stages = [Stage("stem", stem, (encoder.patch_embed,))]
+        stages += [Stage("block", block, (block,)) for block in encoder.blocks]
+        stages.append(Stage("neck", lambda x: encoder.neck(x.permute(0, 3, 1, 2)), (encoder.neck,)))
+        return stages
+    if isinstance(getattr(encoder, "layers", None), nn.ModuleList) and hasattr(encoder, "neck"):  # TinyViT
+        first = encoder.layers[0]
+        stages = [Stage("stem", lambda x: first(encoder.patch_embed(x)), (encoder.patch_embed, first))]
+        for layer in encoder.layers[1:]:
+            stages += [Stage("block", block, (block,)) for block in layer.blocks]
+            if layer.downsample is not None:
+                stages.append(Stage("downsample", layer.downsample, (layer.downsample,)))
+
+        def neck(x: torch.Tensor) -> torch.Tensor:  # TinyViT.forward_features hard-codes the 64 x 64 grid
+            return encoder.neck(x.view(x.shape[0], 64, 64, x.shape[-1]).permute(0, 3, 1, 2))
+
+        return stages + [Stage("neck", neck, (encoder.neck,))]
+    raise ValueError(f"Cannot split {type(encoder).__name__}: only SAM's ImageEncoderViT and TinyViT are known.")
+
+
+def split_encoder(sam: nn.Module, last_blocks: int) -> tuple[list[Stage], list[Stage]]:
+    """(head, tail): the stages before the first of the last ``last_blocks`` blocks, and from it on."""
+    stages = encoder_stages(sam)
+    starts = [i for i, stage in enumerate(stages) if stage.kind == "block"]
+    last_blocks = whole_number(last_blocks, "last_blocks", minimum=1)
+    if last_blocks > len(starts):
+        raise ValueError(f"last_blocks={last_blocks} but the encoder has {len(starts)} transformer blocks.")
+    cut = starts[-last_blocks]
+    return stages[:cut], stages[cut:]
+
+
+def run_stages(stages: list[Stage], x: torch.Tensor) -> torch.Tensor:
+    """Run ``stages`` in order on ``x``."""
+    for stage in stages:
+        x = stage.run(x)
+    return x
+
+
+def _chosen_blocks(sam: nn.Module, last_blocks: int | None) -> list[nn.Module]:
+    blocks = transformer_blocks(sam)
+    if last_blocks is None:
+        return blocks
+    last_blocks = whole_number(last_blocks, "last_blocks", minimum=1)
+    if last_blocks > len(blocks):
+        raise ValueError(f"last_blocks={last_blocks} but the encoder has {len(blocks)} transformer blocks.")
+    return blocks[-last_blocks:]
+
+
 def _target_linears(block: nn.Module, targets: tuple[str, ...]) -> list[tuple[nn.Module, str]]:
     """(parent, attribute) of each Linear to replace in ``block`` for ``targets``."""
     found = []
@@ -330,6 +413,11 @@ def _check_fresh(sam: nn.Module) -> None:
             f"This model is already adapted with {done['strategy']!r}; strategies do not stack. "
             "Load a fresh model (utils.models.load_sam) and apply one strategy to it."
         )
+
+
+def _last(last_blocks: int | None) -> dict[str, int]:
+    """The ``last_blocks`` option as recorded: absent when every block is adapted (older files load)."""
+    return {} if last_blocks is None else {"last_blocks": int(last_blocks)}
 
 
 def _record(sam: nn.Module, strategy: str, **options: Any) -> nn.Module:
@@ -373,15 +461,28 @@ def decoder_only(sam: nn.Module) -> nn.Module:
     return _record(sam, "decoder_only")
 
 
-def full(sam: nn.Module) -> nn.Module:
-    """Train every parameter (image encoder incl. TinyViT's conv stage, prompt encoder, mask decoder)."""
+def full(sam: nn.Module, last_blocks: int | None = None) -> nn.Module:
+    """Train every parameter (image encoder incl. TinyViT's conv stage, prompt encoder, mask decoder).
+
+    ``last_blocks=K``: the encoder only from its last K transformer blocks on (those blocks, what runs
+    after them, the neck), plus the prompt encoder and mask decoder; the encoder before them is frozen.
+    """
     _check_fresh(sam)
-    sam.requires_grad_(True)
-    return _record(sam, "full")
+    if last_blocks is None:
+        sam.requires_grad_(True)
+        return _record(sam, "full")
+    _, tail = split_encoder(sam, last_blocks)
+    _freeze_all_but(sam, *(m for stage in tail for m in stage.modules), sam.prompt_encoder, sam.mask_decoder)
+    return _record(sam, "full", last_blocks=int(last_blocks))
 
 
 def adapter(
-    sam: nn.Module, ratio: float = 0.125, scale: float = 0.5, train_decoder: bool = False, seed: int = 0
+    sam: nn.Module,
+    ratio: float = 0.125,
+    scale: float = 0.5,
+    train_decoder: bool = False,
+    seed: int = 0,
+    last_blocks: int | None = None,
 ) -> nn.Module:
     """Insert MSA-style bottleneck adapters into every encoder transformer block; train only them.
 
@@ -391,7 +492,8 @@ def adapter(
     ``ratio=0.25`` (about 7% of ViT-B); the default 0.125 (3.7% of ViT-B) keeps CPU runs light.
     Up-projections start at zero, so outputs are unchanged at first. Down-projections are initialised
     from ``seed``. Parameter names gain ``.module`` (the wrapped original) and ``.adapter``.
-    ``train_decoder=True`` also trains the mask decoder (as MSA does). Returns ``sam``, modified in place.
+    ``train_decoder=True`` also trains the mask decoder (as MSA does). ``last_blocks=K``: only the last
+    K blocks get adapters. Returns ``sam``, modified in place.
     """
     _check_fresh(sam)
     whole_number(seed, "seed", hint="it seeds the new weights")
@@ -399,7 +501,7 @@ def adapter(
         raise ValueError(f"ratio must be in (0, 4] (hidden width = ratio x block width), got {ratio!r}.")
     if not isinstance(scale, (int, float)) or not math.isfinite(scale):
         raise ValueError(f"scale must be a finite number (MSA uses 0.5), got {scale!r}.")
-    blocks = transformer_blocks(sam)
+    blocks = _chosen_blocks(sam, last_blocks)
     sam.requires_grad_(False)
     with _seeded(seed):
         for block in blocks:
@@ -412,7 +514,8 @@ def adapter(
             block.mlp = ParallelAdapter(block.mlp, mlp_adapter, scale=float(scale))
     if train_decoder:
         sam.mask_decoder.requires_grad_(True)
-    return _record(sam, "adapter", ratio=float(ratio), scale=float(scale), train_decoder=bool(train_decoder), seed=seed)
+    options = {"ratio": float(ratio), "scale": float(scale), "train_decoder": bool(train_decoder), "seed": seed}
+    return _record(sam, "adapter", **options, **_last(last_blocks))
 
 
 def lora(
@@ -423,6 +526,7 @@ def lora(
     dropout: float = 0.0,
     train_decoder: bool = False,
     seed: int = 0,
+    last_blocks: int | None = None,
 ) -> nn.Module:
     """Replace the attention ``qkv`` Linear of every encoder block with a :class:`LoRALinear`; train only A, B.
 
@@ -431,7 +535,8 @@ def lora(
     ``target_modules=["qkv"]``), which also adapts k and works for TinyViT, whose qkv output
     interleaves q, k and v per head. ``targets`` may add ``"proj"`` and ``"mlp"``.
     A is initialised from ``seed``; B is zero. ``train_decoder=True`` also trains the mask decoder
-    (as SAMed does). Returns ``sam``, modified in place; use :func:`merge_lora` for inference.
+    (as SAMed does). ``last_blocks=K``: only the last K blocks. Returns ``sam``, modified in place; use
+    :func:`merge_lora` for inference.
     """
     _check_fresh(sam)
     whole_number(seed, "seed", hint="it seeds the new weights")
@@ -441,7 +546,7 @@ def lora(
     if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
     targets = _check_targets(targets)
-    layers = [place for block in transformer_blocks(sam) for place in _target_linears(block, targets)]
+    layers = [place for block in _chosen_blocks(sam, last_blocks) for place in _target_linears(block, targets)]
     smallest = min(min(getattr(parent, name).weight.shape) for parent, name in layers)
     if rank > smallest:
         raise ValueError(f"rank {rank} exceeds the smallest targeted layer's size {smallest}; lower rank.")
@@ -460,28 +565,31 @@ def lora(
         dropout=float(dropout),
         train_decoder=bool(train_decoder),
         seed=seed,
+        **_last(last_blocks),
     )
 
 
-def svd(sam: nn.Module, targets: tuple[str, ...] = TARGETS, train_decoder: bool = False) -> nn.Module:
+def svd(
+    sam: nn.Module, targets: tuple[str, ...] = TARGETS, train_decoder: bool = False, last_blocks: int | None = None
+) -> nn.Module:
     """Wrap the encoder blocks' Linear layers in :class:`SVDLinear`; train only singular-value scale/shift.
 
     Default targets are every Linear of each transformer block (attention qkv and proj, both MLP
     layers), as S-SAM adapts every weight matrix of the encoder; ``targets=("qkv",)`` narrows it.
     (S-SAM also trains layer norms and positional embeddings and uses text prompts; those are not
     part of this strategy.) Each SVD is computed once here (see the module notes for its cost).
-    Returns ``sam``, modified in place.
+    ``last_blocks=K``: only the last K blocks. Returns ``sam``, modified in place.
     """
     _check_fresh(sam)
     targets = _check_targets(targets)
-    blocks = transformer_blocks(sam)
+    blocks = _chosen_blocks(sam, last_blocks)
     sam.requires_grad_(False)
     for block in blocks:
         for parent, name in _target_linears(block, targets):
             setattr(parent, name, SVDLinear(getattr(parent, name)))
     if train_decoder:
         sam.mask_decoder.requires_grad_(True)
-    return _record(sam, "svd", targets=list(targets), train_decoder=bool(train_decoder))
+    return _record(sam, "svd", targets=list(targets), train_decoder=bool(train_decoder), **_last(last_blocks))
 
 
 STRATEGIES = {"decoder_only": decoder_only, "adapter": adapter, "lora": lora, "svd": svd, "full": full}

@@ -99,6 +99,14 @@ def test_read_comparison_states_what_the_numbers_say():
     assert claims["step_time_vs_full"]["decoder_only"] == pytest.approx(0.1)
     assert claims["memory_vs_full"]["lora"] == pytest.approx(0.25)
     assert any("lora" in s and "noise" in s for s in claims["sentences"])
+    # issue 15: "cheapest per step" and the largest trainable share are printed from the records
+    assert (
+        claims["cheapest_per_step"] == "decoder_only"
+        and "Cheapest per step: decoder_only (0.200 s)." in claims["sentences"]
+    )
+    assert claims["peft_max_trainable_percent"] is None  # these records carry no parameter counts
+    records["lora"]["trainable_percent"] = 0.05
+    assert comparison.read_comparison(records)["peft_max_trainable_percent"] == 0.05
     with pytest.raises(ValueError, match="No records"):
         comparison.read_comparison({})
 
@@ -225,3 +233,85 @@ def test_bad_input_is_refused_before_any_training(disk_split):
         seconds=0, embed_seconds=0)  # fmt: skip
     with pytest.raises(ValueError, match="no held-out cases"):
         comparison.strategy_record(result)
+
+
+# ------------------------------------------------------------------ last K blocks, learning rates, shares, plateau
+
+
+def _fake_result(strategy: str, before, after, steps=(0, 4, 8), middle=None) -> training.TrainResult:
+    """A TrainResult with given per-case held-out Dice (before, at the middle evaluations, after)."""
+    cases = [f"c{i}" for i in range(len(before))]
+
+    def table(values):
+        return pd.DataFrame({"case": cases, "mode": "box", "dice": np.asarray(values, float)})
+
+    tables = {steps[0]: table(before), **{s: table(middle if middle is not None else after) for s in steps[1:-1]},
+              steps[-1]: table(after)}  # fmt: skip
+    history = pd.DataFrame({"step": list(steps), "loss": [np.nan] + [0.5] * (len(steps) - 1)})
+    return training.TrainResult(
+        strategy, history, float(np.mean(before)), float(np.mean(after)), 0.1, 1.0, "cpu_rss", 1.0, 0.0, "cpu",
+        False, steps[-1], 1.0, 0.0, val_before=tables[steps[0]], val_after=tables[steps[-1]], val_tables=tables,
+    )  # fmt: skip
+
+
+def test_gain_shares_are_ratios_of_mean_gains_with_a_paired_ci():
+    before = [0.1, 0.2, 0.0, 0.1]
+    results = {
+        "lora": _fake_result("lora", before, [0.5, 0.6, 0.3, 0.4]),
+        "full": _fake_result("full", before, [0.6, 0.8, 0.4, 0.6]),
+    }
+    shares = comparison.gain_shares(results, n_boot=500, seed=0)
+    assert shares["full"]["share"] == pytest.approx(1.0) and shares["full"]["share_ci"] == pytest.approx([1.0, 1.0])
+    assert shares["lora"]["share"] == pytest.approx((0.45 - 0.1) / (0.6 - 0.1))
+    low, high = shares["lora"]["share_ci"]
+    assert low <= shares["lora"]["share"] <= high and high - low > 0
+    sentence = comparison.share_sentence(shares, steps=8)
+    expected = "Share of full fine-tuning's held-out Dice gain (+0.500) at 8 steps each: lora 70% [95% CI"
+    assert sentence.startswith(expected)
+    with pytest.raises(ValueError, match="same held-out Dice"):
+        comparison.gain_shares({**results, "svd": _fake_result("svd", [0.9] * 4, [0.9] * 4)}, n_boot=50)
+    flat = {"full": _fake_result("full", before, before)}
+    assert "did not gain" in comparison.share_sentence(comparison.gain_shares(flat, n_boot=50))
+
+
+def test_plateau_compares_the_last_quarter_with_the_ci():
+    before = [0.1, 0.2, 0.0, 0.1]
+    still = _fake_result("lora", before, [0.5, 0.6, 0.3, 0.4], steps=(0, 2, 4, 6, 8), middle=[0.5, 0.6, 0.3, 0.4])
+    record = comparison.plateau(still, n_boot=200)
+    assert record["from_step"] == 6 and record["to_step"] == 8 and record["change"] == 0 and record["flat"]
+    rising = _fake_result("lora", before, [0.9, 0.9, 0.9, 0.9], steps=(0, 2, 4, 6, 8), middle=[0.2, 0.3, 0.1, 0.2])
+    record = comparison.plateau(rising, n_boot=200)
+    assert record["change"] == pytest.approx(0.7) and not record["flat"]
+    assert record["half_width"] == 0  # four equal final values: a zero-width CI
+
+
+def test_learning_rate_search_uses_only_the_training_cases(disk_split, monkeypatch):
+    seen = []
+    real_train = comparison.train
+
+    def spy(sam, train_cases, val_cases, **kwargs):
+        seen.append(([c.name for c in train_cases], [c.name for c in val_cases], kwargs["lr"], kwargs["steps"]))
+        return real_train(sam, train_cases, val_cases, **kwargs)
+
+    monkeypatch.setattr(comparison, "train", spy)
+    grid = {"decoder_only": [1e-4, 1e-3], "lora": [1e-3, 1e-2]}
+    search = comparison.search_learning_rates("tiny_sam", disk_split, grid, steps=1, seed=0, device="cpu",
+                                              progress=False, last_blocks=1, batch_size=1)  # fmt: skip
+    test_names = {c.name for c in disk_split.test}
+    assert len(seen) == 4 and all(s[3] == 1 for s in seen)  # the same budget for every candidate
+    assert all(not (set(fit) | set(val)) & test_names for fit, val, _, _ in seen)
+    assert all(fit == [disk_split.train[0].name] and val == [disk_split.train[1].name] for fit, val, _, _ in seen)
+    for strategy, rates in grid.items():
+        assert search.chosen[strategy] == rates[int(np.argmax(search.val_dice[strategy]))]
+    assert set(search.table()["strategy"]) == set(grid) and search.table()["chosen"].sum() == 2
+    json.dumps(search.record())
+
+
+def test_last_blocks_reaches_every_encoder_strategy(disk_split):
+    compared = comparison.compare_strategies("tiny_sam", disk_split, ("decoder_only", "lora", "full"), steps=1, lr=1e-3,
+                                             batch_size=1, eval_every=None, progress=False, last_blocks=1)  # fmt: skip
+    heads = {s: r.options["cached_head"] for s, r in compared.results.items()}
+    assert heads["decoder_only"] == {"last_blocks": 1, "images": 4}  # the first run computes 2 train + 2 test heads
+    assert heads["lora"] == heads["full"] == {"last_blocks": 1, "images": 0}  # the later runs share them
+    table = comparison.strategy_parameters("tiny_sam", ("lora", "full"), last_blocks=1)
+    assert table.loc["lora", "all"] == compared.results["lora"].trainable

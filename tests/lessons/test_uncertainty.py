@@ -1,7 +1,11 @@
-"""utils.lessons.uncertainty on synthetic data: entropy maps, flips that map back, TTA bookkeeping, AUROC
-against scikit-learn, and the error-vs-uncertainty table."""
+"""utils.lessons.uncertainty on synthetic data: entropy maps, flips that map back, TTA bookkeeping (and notebook
+06's teaching version of the TTA loop gives the same logits and entropy), intensity TTA, AUROC against
+scikit-learn, the error-vs-uncertainty table and the printed reading of the scores."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -10,7 +14,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from utils.lessons import uncertainty as U
-from utils.prompts import FLIPS, box_from_mask, box_region, flip_box
+from utils.prompts import FLIPS, box_from_mask, box_region, flip_box, jitter_box
 
 matplotlib.use("Agg")
 
@@ -172,6 +176,116 @@ def test_tta_rejects_bad_settings(kwargs, match):
 def test_tta_rejects_a_predictor_without_predict():
     with pytest.raises(ValueError, match="predict"):
         U.tta_uncertainty(object(), np.zeros((20, 20, 3), np.uint8), [2, 2, 10, 10])
+
+
+NOTEBOOK_06 = Path(__file__).resolve().parents[2] / "notebooks" / "06_medical_foundation_models.ipynb"
+
+
+def teaching_code() -> dict:
+    """Notebook 06's cells tagged "teaching" (the TTA loop written out), executed: the functions they define."""
+    cells = json.loads(NOTEBOOK_06.read_text())["cells"]
+    code = ["".join(c["source"]) for c in cells if "teaching" in c["metadata"].get("tags", [])]
+    assert len(code) >= 3, "notebook 06 lost its teaching cells"
+    namespace = {"np": np, "uncertainty": U}
+    exec("\n\n".join(code), namespace)  # noqa: S102 - the course's own notebook code
+    return namespace
+
+
+@pytest.mark.parametrize("flips", [("horizontal",), ("horizontal", "vertical")])
+def test_the_notebooks_teaching_tta_equals_the_library(flips, tiny_predictor):
+    """The same image, box, jitter seed and flips: the loop written out in 06 and tta_uncertainty agree."""
+    taught = teaching_code()
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)
+    box = np.array([6.0, 9.0, 30.0, 27.0])
+    for predictor in (ThresholdInBox(), tiny_predictor):
+        jitter_rng = np.random.default_rng([0, 0])  # as in the notebook: case i's jitter comes from [SEED, i]
+        boxes = [box] + [jitter_box(box, 0.1, jitter_rng, image.shape) for _ in range(2)]
+        logits = taught["tta_by_hand"](predictor, image, boxes, flips)
+        mean, entropy = taught["tta_map"](logits)
+        library = U.tta_uncertainty(predictor, image, box, flips=flips, n_jitter=2, jitter=0.1,
+                                    rng=np.random.default_rng([0, 0]), soft=True)  # fmt: skip
+        assert logits.shape == library.logits.shape == ((1 + len(flips)) * 3, 40, 50)
+        assert np.allclose(logits, library.logits, atol=1e-5)
+        assert np.allclose(mean, library.mean, atol=1e-6) and np.allclose(entropy, library.entropy, atol=1e-6)
+    assert np.ptp(library.logits) > 0  # the tiny SAM answers something, so the comparison could fail
+
+
+def test_the_teaching_mirror_box_is_flip_box():
+    taught = teaching_code()
+    box = np.array([3.0, 5.0, 12.0, 20.0])
+    for flip in ("horizontal", "vertical"):
+        assert np.array_equal(taught["mirror_box"](box, (30, 40), flip), flip_box(box, (30, 40), flip))
+        image = np.arange(30 * 40).reshape(30, 40)
+        assert np.array_equal(taught["mirror"](image, flip), U.flip_array(image, flip))
+
+
+class Bright:
+    """A fake predictor whose answer depends on intensity: inside the box, pixels above 128 are foreground."""
+
+    def __init__(self):
+        self.images = []
+
+    def set_image(self, image):
+        self.images.append(image.copy())
+
+    def predict(self, box=None, multimask_output=False, return_logits=False, **_):
+        image = self.images[-1][..., 0].astype(float)
+        return np.where(box_region(box, image.shape), (image - 128) / 8, -10.0)[None], np.array([1.0]), None
+
+
+def ramp_image(shape=(30, 40)):
+    values = np.tile(np.linspace(40, 220, shape[1]), (shape[0], 1))
+    return np.repeat(values[..., None], 3, axis=2).astype(np.uint8)
+
+
+def test_intensity_tta_disagrees_where_the_intensity_change_moves_the_answer():
+    image, box = ramp_image(), np.array([0.0, 0.0, 39.0, 29.0])
+    predictor = Bright()
+
+    def gamma(view, rng):
+        return np.round(255 * (view / 255.0) ** rng.uniform(0.6, 1.6)).astype(np.uint8)
+
+    result = U.intensity_tta(predictor, image, box, gamma, n_views=3, rng=0)
+    assert result.views == ["none · box", "intensity 1", "intensity 2", "intensity 3"]
+    assert result.encoder_calls == 4 == len(predictor.images) and np.array_equal(predictor.images[-1], image)
+    assert np.array_equal(result.base, image[..., 0] > 128)  # the plain answer: the original image
+    columns = result.entropy.max(axis=0)
+    assert columns[0] < 0.05 and columns[-1] < 0.05 and columns.max() > 0.5  # doubt only near intensity 128
+    again = U.intensity_tta(Bright(), image, box, gamma, n_views=3, rng=0)
+    assert np.array_equal(again.logits, result.logits)  # seeded
+
+
+@pytest.mark.parametrize(
+    "augment, kwargs, match",
+    [
+        (lambda image, rng: image[:5], {}, "shaped like"),
+        (lambda image, rng: image * 2.0, {}, r"\[0, 255\]"),
+        (lambda image, rng: image, {"n_views": 0}, "n_views"),
+        ("gamma", {}, "function"),
+    ],
+)
+def test_intensity_tta_rejects_bad_augmentations(augment, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        U.intensity_tta(Bright(), ramp_image(), [2, 2, 30, 20], augment, **kwargs)
+
+
+def test_read_uncertainty_says_what_the_numbers_say():
+    claims = {"auroc_TTA": 0.82, "auroc_own_probability": 0.9, "auroc_multimask": 0.7, "multimask_trained": False,
+              "worst_dice_case": "a", "worst_dice": 0.4, "worst_dice_case_tta_auroc": 0.6,
+              "others_mean_tta_auroc": 0.85, "tta_ensemble_dice_gain": -0.01}  # fmt: skip
+    text = U.read_uncertainty("litemedsam", claims)
+    assert "TTA uncertainty flags the errors (AUROC 0.82" in text and "the free map did at least as well" in text
+    assert "untrained outputs 1-3: a confound" in text and "0.60, lower than the others' 0.85" in text
+    assert "it did not help" in text
+    better = U.read_uncertainty("sam_vit_b", {**claims, "auroc_own_probability": 0.7, "multimask_trained": True,
+                                              "worst_dice_case_tta_auroc": 0.9, "tta_ensemble_dice_gain": 0.02})
+    assert "TTA beat it" in better and "its trained outputs" in better and "not lower than" in better
+    assert "it helped" in better
+    alone = U.read_uncertainty("m", {**claims, "others_mean_tta_auroc": float("nan")})  # one uncertainty case
+    assert "no other case to compare with" in alone and "nan" not in alone
+    assert [U.flag_verdict(v) for v in (0.8, 0.6, 0.5, float("nan"))] == [
+        "flags", "weakly flags", "does not flag", "does not flag"]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- does it flag errors?

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 
-from utils import exercises
+from utils import exercises, peft
 from utils.exercises import nb05  # noqa: F401 - registers the exercises
+
+from fakes import disk_case, load_tiny_sam
 
 
 def check(key, answer, **context) -> bool:
@@ -22,16 +26,66 @@ def test_lora_count_on_a_real_architecture(tiny_sam):
     assert not check("05.lora_count", None, **context)
 
 
-def test_lora_merge():
-    rng = np.random.default_rng(0)
-    context = {"weight": rng.normal(size=(6, 5)), "lora_a": rng.normal(size=(2, 5)), "lora_b": rng.normal(size=(6, 2)),
-               "alpha": 4.0, "rank": 2}  # fmt: skip
-    right = exercises.solution("05.lora_merge", **context)
-    assert check("05.lora_merge", right, **context)
-    w, a, b = context["weight"], context["lora_a"], context["lora_b"]
-    assert not check("05.lora_merge", w + b @ a, **context)  # forgot alpha / rank
-    assert not check("05.lora_merge", w, **context)
-    assert not check("05.lora_merge", (w + 2 * b @ a).T, **context)  # wrong shape
+def _records(lora_dice: float, decoder_dice: float) -> dict:
+    def record(dice, params):
+        return {"status": "ok", "dice_after": dice, "steps": 40, "trainable_params": params, "lr": 1e-3,
+                "gain_ci": [0.1, 0.3]}  # fmt: skip
+
+    return {"lora": record(lora_dice, 5120), "decoder_only": record(decoder_dice, 4_000_000)}
+
+
+def test_lora_beats_decoder_is_graded_from_the_runs_records():
+    for lora_dice, decoder_dice, outcome in ((0.7, 0.5, "yes"), (0.4, 0.6, "no")):
+        records = _records(lora_dice, decoder_dice)
+        assert exercises.solution("05.lora_beats_decoder", records=records) == outcome
+        assert check("05.lora_beats_decoder", outcome, records=records)  # came true
+        wrong = "no" if outcome == "yes" else "yes"
+        passed, feedback = exercises.REGISTRY["05.lora_beats_decoder"].checker(wrong, records=records)
+        assert passed and f"this run says {outcome!r}" in feedback and f"{lora_dice:.3f}" in feedback
+    assert not check("05.lora_beats_decoder", "maybe", records=_records(0.7, 0.5))  # not a choice
+    failed = {**_records(0.7, 0.5), "lora": {"status": "out of memory at batch 1"}}
+    assert not check("05.lora_beats_decoder", "yes", records=failed)
+    assert exercises.solution("05.lora_beats_decoder", records=failed) is None
+
+
+@pytest.fixture(scope="module")
+def trained_lora():
+    """tiny_sam with LoRA whose B is non-zero, so the update matters."""
+    sam = peft.lora(load_tiny_sam(), rank=2)
+    with torch.no_grad():
+        for layer in sam.modules():
+            if isinstance(layer, peft.LoRALinear):
+                layer.lora_B.normal_(0, 0.5, generator=torch.Generator().manual_seed(0))
+    return sam
+
+
+def test_lora_layer_is_run_in_the_trained_model(trained_lora):
+    cases = [disk_case(0), disk_case(1)]
+    context = {"trained": trained_lora, "cases": cases}
+    right = exercises.solution("05.lora_layer", **context)
+    assert check("05.lora_layer", right, **context)
+
+    class ForgotScaling(right):
+        def forward(self, x):
+            return self.base(x) + x @ self.lora_A.T @ self.lora_B.T * 50  # a wrong scale changes the masks
+
+    class NotIdentity(right):
+        def __init__(self, base, rank, alpha):
+            super().__init__(base, rank, alpha)
+            torch.nn.init.ones_(self.lora_B)
+
+    class WrongShapes(torch.nn.Module):
+        def __init__(self, base, rank, alpha):
+            super().__init__()
+            self.base = base
+            self.lora_A = torch.nn.Parameter(torch.zeros(base.in_features, rank))
+            self.lora_B = torch.nn.Parameter(torch.zeros(rank, base.out_features))
+
+    assert not check("05.lora_layer", ForgotScaling, **context)
+    assert not check("05.lora_layer", NotIdentity, **context)
+    assert not check("05.lora_layer", WrongShapes, **context)
+    assert not check("05.lora_layer", right(torch.nn.Linear(2, 2), 1, 1.0), **context)  # an instance, not the class
+    assert not check("05.lora_layer", right, trained=None, cases=cases)  # no trained model: cannot be measured
 
 
 def test_svd_weight():

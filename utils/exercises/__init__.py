@@ -139,7 +139,8 @@ def check(key: str, answer: Any, use_solution: bool = False, **context: Any) -> 
         print(f"(using the reference solution for {key})")
     if answer is None:
         _RESULTS[key] = "unanswered"
-        print(f"⏳ {key}: not answered yet — set `answer` and run the cell again.")
+        variable = "prediction" if item.kind == "predict" else "answer"
+        print(f"⏳ {key}: not answered yet — set `{variable}` and run the cell again.")
         return False
     try:
         passed, feedback = item.checker(answer, **context)

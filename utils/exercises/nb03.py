@@ -1,10 +1,11 @@
-"""Exercises of notebook 03 (zero-shot evaluation): a Dice by hand, a jittered box, the IoU-head gap, a bootstrap CI."""
+"""Exercises of notebook 03 (zero-shot evaluation): a Dice by hand, which prompt wins (predict), a two-click
+box simulator run through the evaluation (build), a bootstrap CI."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from utils.exercises import exercise
+from utils.exercises import exercise, grade_prediction
 
 
 def _solve_dice_by_hand(pred, gt):
@@ -28,49 +29,112 @@ def _check_dice_by_hand(answer, pred, gt):
     return abs(value - expected) < 1e-6, f"Dice = {expected:.4f} (|P| = {pred.sum()}, |G| = {gt.sum()})"
 
 
-def _solve_jittered_box(box, jitter, u):
-    x0, y0, x1, y1 = box
-    width, height = x1 - x0 + 1, y1 - y0 + 1  # inclusive pixel indices
-    return np.asarray(box, dtype=float) + np.asarray(u) * jitter * np.array([width, height, width, height])
+# ------------------------------------------------------------------------------------ predict: which prompt wins
+
+PROMPT_CHOICES = ("point_center", "points_5", "box")
+
+
+def _solve_which_prompt_wins(df, model):
+    # the reference answer is what this run measured: the mode with the highest mean Dice
+    rows = df[(df["model"] == model) & df["mode"].isin(["point_center", "points_5", "box"])]
+    return rows.groupby("mode")["dice"].mean().idxmax()
 
 
 @exercise(
-    "03.jittered_box",
-    "Jitter the box [x0, y0, x1, y1] by hand: move each coordinate by u × jitter × the box's width (x) or "
-    "height (y), with the 4 uniform draws `u` in [-1, 1] given (no clipping).",
-    solver=_solve_jittered_box,
-    hint="width = x1 - x0 + 1 and height = y1 - y0 + 1 (inclusive pixel indices); u[0] and u[2] move x",
-    kind="check",
-    warmup=True,
+    "03.which_prompt_wins",
+    "Before the harness runs: for the first model on this run's cases, which prompt gives the highest mean "
+    "Dice: one centre point ('point_center'), five points ('points_5') or the tight box ('box')?",
+    solver=_solve_which_prompt_wins,
+    hint="think about what the model was trained with (its card) and how much a prompt says about the outline",
+    kind="predict",
+    choices=PROMPT_CHOICES,
 )
-def _check_jittered_box(answer, box, jitter, u):
-    x0, y0, x1, y1 = (float(v) for v in box)
-    scale = jitter * np.array([x1 - x0 + 1, y1 - y0 + 1, x1 - x0 + 1, y1 - y0 + 1])
-    expected = np.array([x0, y0, x1, y1]) + np.asarray(u, dtype=float) * scale
-    value = np.asarray(answer, dtype=float).reshape(-1)
-    if value.shape != (4,):
-        return False, f"expected 4 numbers [x0, y0, x1, y1], got {value.size}"
-    return bool(np.allclose(value, expected, atol=1e-6)), f"jittered box {np.round(expected, 2).tolist()}"
+def _check_which_prompt_wins(answer, df, model):
+    rows = df[(df["model"] == model) & df["mode"].isin(PROMPT_CHOICES)]
+    means = rows.groupby("mode")["dice"].mean().reindex(list(PROMPT_CHOICES))
+    outcome = means.idxmax()
+    wide = rows.pivot_table(index="case", columns="mode", values="dice", aggfunc="first")
+    others = [m for m in PROMPT_CHOICES if m != outcome]
+    wins = int((wide[outcome] > wide[others].max(axis=1)).sum())
+    listed = ", ".join(f"{mode} {value:.3f}" for mode, value in means.sort_values(ascending=False).items())
+    why = (f"Mean Dice of {model} on {len(wide)} cases: {listed}; {outcome} beats both others on {wins} of "
+           f"{len(wide)} cases.")  # fmt: skip
+    return grade_prediction(answer, outcome, PROMPT_CHOICES, why)
 
 
-def _solve_oracle_gap(df, model, mode="point_center"):
-    rows = df[(df["model"] == model) & (df["mode"] == mode)]
-    return float((rows["dice_oracle"] - rows["dice"]).mean())
+# --------------------------------------------------------------------------- build: a two-click box simulator
+
+
+def _solve_two_click_box(**context):
+    def two_click_box(mask, rng, click_error_px):
+        rows, cols = np.nonzero(mask)
+        corners = np.array([cols.min(), rows.min(), cols.max(), rows.max()], dtype=float)  # the tight box
+        clicks = corners + rng.normal(0.0, click_error_px, size=4)  # each click misses by a few pixels
+        height, width = mask.shape
+        clicks = np.clip(clicks, 0, [width - 1, height - 1, width - 1, height - 1])
+        (x0, x1), (y0, y1) = sorted(clicks[[0, 2]]), sorted(clicks[[1, 3]])  # a tiny object: clicks may cross
+        return [x0, y0, x1, y1]
+
+    return two_click_box
+
+
+def _two_click_boxes(simulator, cases, seed, click_error_px):
+    """Run the student's simulator on every case with the case's own seeded generator; validate each box."""
+    from utils.prompts import box_from_mask, prompt_rng
+
+    boxes, offsets = [], []
+    for case in cases:
+        rng = prompt_rng(seed, case.name, "two_click_box")
+        box = np.asarray(simulator(case.mask.copy(), rng, click_error_px), dtype=float).reshape(-1)
+        height, width = case.mask.shape
+        if box.shape != (4,) or not np.isfinite(box).all():
+            raise ValueError(f"case {case.name}: expected 4 finite numbers [x0, y0, x1, y1], got {box.size}")
+        if not (0 <= box[0] <= box[2] <= width - 1 and 0 <= box[1] <= box[3] <= height - 1):
+            raise ValueError(f"case {case.name}: {np.round(box, 1).tolist()} is not a box in the {width}x{height} "
+                             "image (0 <= x0 <= x1 <= W-1, 0 <= y0 <= y1 <= H-1)")  # fmt: skip
+        boxes.append(box)
+        offsets.append(np.abs(box - box_from_mask(case.mask)))
+    return boxes, float(np.mean(offsets))
 
 
 @exercise(
-    "03.oracle_gap",
-    "From the results table `df`, compute for `model` and mode `mode` the mean Dice lost by trusting the "
-    "IoU head: mean(dice_oracle − dice).",
-    solver=_solve_oracle_gap,
-    hint="filter rows with df['model'] == model and df['mode'] == mode, then subtract the two columns",
-    kind="check",
-    warmup=True,
+    "03.two_click_box",
+    "Write two_click_box(mask, rng, click_error_px) -> [x0, y0, x1, y1]: a clinician's quick box, two clicks at "
+    "the object's top-left and bottom-right corners, each coordinate off by a normal error with standard "
+    "deviation click_error_px pixels (rng is a np.random.Generator), kept inside the image. The course runs it "
+    "through the evaluation on this run's cases and measures it against the tight box and box_jitter_10.",
+    solver=_solve_two_click_box,
+    hint="start from the tight box (np.nonzero(mask) gives rows and columns), add rng.normal(0, click_error_px, 4), "
+    "np.clip to the image, and keep x0 <= x1, y0 <= y1",
+    kind="build",
 )
-def _check_oracle_gap(answer, df, model, mode="point_center"):
-    rows = df[(df["model"] == model) & (df["mode"] == mode)]
-    expected = float((rows["dice_oracle"] - rows["dice"]).mean())
-    return abs(float(answer) - expected) < 1e-9, f"mean gap over {len(rows)} cases = {expected:.4f} Dice"
+def _check_two_click_box(answer, predictor, cases, df, model, seed=0, click_error_px=3.0):
+    from utils.metrics import dice
+
+    if not callable(answer):
+        return False, "set answer = two_click_box (the function itself, not a box)"
+    try:
+        boxes, offset = _two_click_boxes(answer, cases, seed, click_error_px)
+    except ValueError as problem:
+        return False, str(problem)
+    ours = []
+    for case, box in zip(cases, boxes):
+        predictor.set_image(case.image)
+        masks, _, _ = predictor.predict(box=box, multimask_output=False)  # a box: one mask for every model
+        ours.append(dice(masks[0], case.mask))
+    rows = df[(df["model"] == model) & df["case"].isin([c.name for c in cases])]
+    course = rows.groupby("mode")["dice"].mean()
+    measured = (f"mean corner offset {offset:.1f} px; {model} Dice on {len(cases)} cases: yours {np.mean(ours):.3f}, "
+                f"tight box {course['box']:.3f}, box_jitter_10 {course['box_jitter_10']:.3f}")  # fmt: skip
+    # a normal error misses by 0.8 sigma on average; clipping at the image edge can only lower it
+    if offset < 0.4 * click_error_px:
+        return False, f"{measured} — your clicks hit the tight box exactly; a hand misses by about click_error_px"
+    if offset > 1.5 * click_error_px:
+        return False, f"{measured} — the clicks miss by far more than click_error_px = {click_error_px:g} px"
+    return True, measured
+
+
+# ----------------------------------------------------------------------------------------------- bootstrap CI
 
 
 def _solve_bootstrap_ci(values, n_boot=2000, seed=0):

@@ -5,8 +5,13 @@ model and trains on the same :class:`Split` for the same number of steps, with t
 sees the same cases in the same order with the same simulated prompts (:func:`utils.training.train`
 draws both from the seed alone). Only the learning rate may differ per strategy: methods that train
 a few freshly initialised parameters need larger steps than methods that nudge pretrained weights
-(MSA, SAMed and MedSAM each tuned their own). Everything is measured by :func:`utils.training.train`
-and scored on the held-out cases by :func:`utils.evaluate.evaluate`.
+(MSA, SAMed and MedSAM each tuned their own), so :func:`search_learning_rates` picks each strategy's
+from a few candidates on the training cases alone, with the same budget for every strategy.
+Everything is measured by :func:`utils.training.train` and scored on the held-out cases by
+:func:`utils.evaluate.evaluate`. ``last_blocks=K`` confines every encoder strategy to the encoder's
+last K blocks, so the frozen blocks before them run once per image (frozen-feature caching).
+:func:`gain_shares` says what share of full fine-tuning's gain each strategy recovers (paired
+bootstrap CI) and :func:`plateau` whether each learning curve has flattened.
 
 Splits (:data:`SPLITS`, built by :func:`make_split`) say how they were made and what the training
 cases share with the test cases, because every split of a single scan leaks something:
@@ -41,21 +46,26 @@ from utils import peft
 from utils.checks import whole_number
 from utils.metrics import bootstrap_ci
 from utils.models import load_sam
-from utils.training import TrainResult, train
+from utils.training import HeadCache, TrainResult, cached_encoder_head, train
 
 __all__ = [
     "SPLITS",
+    "LRSearch",
     "Comparison",
     "Split",
     "architecture",
     "compare_strategies",
     "comparison_table",
     "failed_strategies",
+    "gain_shares",
     "gallery_predictions",
     "make_split",
+    "plateau",
     "plot_gallery",
     "read_comparison",
     "roundtrip_check",
+    "search_learning_rates",
+    "share_sentence",
     "strategy_parameters",
     "strategy_record",
 ]
@@ -236,6 +246,8 @@ def compare_strategies(
     progress: bool = True,
     gallery: Sequence[Any] = (),
     keep: Sequence[str] = (),
+    last_blocks: int | None = None,
+    head_cache: HeadCache | None = None,
     **train_options: Any,
 ) -> Comparison:
     """Train a fresh ``model`` (a :data:`utils.models.REGISTRY` name) with each strategy on ``split``.
@@ -247,6 +259,12 @@ def compare_strategies(
     (``"zero-shot"``: the pretrained model's) and the trained models named in ``keep``; the others
     are dropped after their run, so memory holds one model at a time.
 
+    ``last_blocks=K`` puts every encoder strategy's trainable parameters in the encoder's last K
+    blocks (``full``: from those blocks on, plus prompt encoder and decoder; ``decoder_only`` is
+    unchanged), so training computes the frozen blocks before them once per image
+    (:func:`utils.training.cached_encoder_head`), once for all strategies (``head_cache``: a
+    :class:`~utils.training.HeadCache` to share with other runs). ``None``: the whole encoder, every step.
+
     A strategy that raises ``torch.cuda.OutOfMemoryError`` (in training or in its gallery predictions)
     is recorded in ``Comparison.failed`` (status ``"out of memory at batch N"``), its memory is freed
     and the next strategy runs; any other error propagates.
@@ -255,16 +273,18 @@ def compare_strategies(
 
     strategies = _check_strategies(strategies)
     rates = {s: _learning_rate(lr, s) for s in strategies}  # checked before any training starts
-    masks = {"zero-shot": gallery_predictions(load_sam(model, device=device), gallery)} if gallery else {}
+    head_cache = HeadCache(last_blocks) if head_cache is None else head_cache
+    masks = {"zero-shot": _gallery(load_sam(model, device=device), gallery, last_blocks, head_cache)} if gallery else {}
     out = Comparison(results={}, masks=masks, models={}, strategies=strategies)
     for strategy in tqdm(strategies, desc="strategies", unit="strategy", disable=not progress):
         sam = load_sam(model, device=device)
         try:
             result = train(
                 sam, split.train, split.test, strategy_name=strategy, steps=steps, lr=rates[strategy], seed=seed,
-                progress=progress, **train_options,
+                progress=progress, strategy_options=_placement(strategy, last_blocks), head_cache=head_cache,
+                **train_options,
             )  # fmt: skip
-            predicted = gallery_predictions(sam, gallery) if gallery else None
+            predicted = _gallery(sam, gallery, last_blocks, head_cache) if gallery else None
         except torch.cuda.OutOfMemoryError:
             # Only the record is kept: leaving this block drops the traceback and with it the failed
             # run's activations, gradients and optimiser state.
@@ -282,13 +302,191 @@ def compare_strategies(
     return out
 
 
+def _gallery(sam: Any, cases: Sequence[Any], last_blocks: int | None, head_cache: HeadCache) -> list[np.ndarray]:
+    """:func:`gallery_predictions`, reusing the frozen head's cached activations when the blocks are placed last."""
+    if last_blocks is None:
+        return gallery_predictions(sam, cases)
+    with cached_encoder_head(sam, last_blocks, head_cache, inference=True):  # the pretrained head in every strategy
+        return gallery_predictions(sam, cases)
+
+
+def _placement(strategy: str, last_blocks: int | None) -> dict[str, int]:
+    """Strategy options that put the trainable encoder parameters in the last K blocks (none for decoder_only)."""
+    return {} if last_blocks is None or strategy == "decoder_only" else {"last_blocks": int(last_blocks)}
+
+
+@dataclass
+class LRSearch:
+    """What :func:`search_learning_rates` tried: per strategy, each candidate's validation Dice, and the pick."""
+
+    candidates: dict[str, list[float]]
+    val_dice: dict[str, list[float]]  # per strategy, one per candidate (mean over the fold's validation cases)
+    chosen: dict[str, float]
+    steps: int
+    n_fit: int
+    n_val: int
+
+    def table(self) -> pd.DataFrame:
+        """One row per strategy and candidate: lr, validation Dice, whether it was chosen."""
+        rows = [{"strategy": s, "lr": lr, "val_dice": dice, "chosen": lr == self.chosen[s]}
+                for s in self.candidates for lr, dice in zip(self.candidates[s], self.val_dice[s])]  # fmt: skip
+        return pd.DataFrame(rows)
+
+    def record(self) -> dict[str, Any]:
+        """Plain values for results.json."""
+        return {"candidates": self.candidates, "val_dice": self.val_dice, "chosen": self.chosen,
+                "steps": self.steps, "n_fit": self.n_fit, "n_val": self.n_val}  # fmt: skip
+
+
+def search_learning_rates(
+    model: str,
+    split: Split,
+    candidates: Mapping[str, Sequence[float]],
+    *,
+    steps: int,
+    n_val: int | None = None,
+    seed: int = 0,
+    device: Any = None,
+    progress: bool = True,
+    last_blocks: int | None = None,
+    head_cache: HeadCache | None = None,
+    **train_options: Any,
+) -> LRSearch:
+    """Pick each strategy's learning rate on the TRAINING cases only: fit on some, score on the rest.
+
+    The training cases are cut into a fit fold (the first ones) and a validation fold (the last
+    ``n_val``, default a quarter, at least 1); the held-out test cases are never touched. Every
+    candidate of every strategy trains a fresh model for the same ``steps`` with the same seed and
+    options (the same search budget for every strategy, when each has as many candidates); the
+    candidate with the highest mean validation Dice (box prompts) after the last step wins, the
+    first listed on a tie. A candidate that runs out of GPU memory scores NaN and cannot win.
+    ``head_cache`` (see :func:`compare_strategies`) shares the frozen head's
+    activations with later runs.
+    """
+    strategies = _check_strategies(list(candidates))
+    grids = {s: [float(lr) for lr in candidates[s]] for s in strategies}
+    if any(not grid or min(grid) <= 0 for grid in grids.values()):
+        raise ValueError(f"Every strategy needs at least one positive candidate learning rate; got {grids}.")
+    n_val = max(1, len(split.train) // 4) if n_val is None else whole_number(n_val, "n_val", minimum=1)
+    if n_val >= len(split.train):
+        raise ValueError(f"n_val={n_val} leaves no training case to fit on ({len(split.train)} training cases).")
+    fit, val = split.train[:-n_val], split.train[-n_val:]
+    options = {**train_options, "eval_every": None}  # only the last step's score decides
+    head_cache = HeadCache(last_blocks) if head_cache is None else head_cache
+    scores: dict[str, list[float]] = {}
+    for strategy in strategies:
+        scores[strategy] = []
+        for lr in grids[strategy]:
+            sam = load_sam(model, device=device)
+            try:
+                result = train(sam, fit, val, strategy_name=strategy, steps=steps, lr=lr, seed=seed, progress=False,
+                               strategy_options=_placement(strategy, last_blocks), head_cache=head_cache,
+                               **options)  # fmt: skip
+                score = result.dice_after
+            except torch.cuda.OutOfMemoryError:  # scored as missing; the comparison will say so for the strategy
+                score = float("nan")
+            scores[strategy].append(score)
+            if progress:
+                print(f"  {strategy:>12}  lr {lr:.0e}: validation Dice {score:.3f}")
+            del sam
+            _free_memory()
+    chosen = {s: grids[s][_best(scores[s])] for s in strategies}
+    return LRSearch(grids, scores, chosen, steps, len(fit), len(val))
+
+
+def _best(scores: Sequence[float]) -> int:
+    """Index of the highest score, the first on a tie; NaN (out of memory) never wins unless all are NaN."""
+    values = np.asarray(scores, dtype=float)
+    return int(np.nanargmax(values)) if np.isfinite(values).any() else 0
+
+
+def _per_case(result: TrainResult, table: pd.DataFrame) -> pd.Series:
+    mode = table["mode"].iloc[0]
+    return table[table["mode"] == mode].set_index("case")["dice"]
+
+
+def gain_shares(
+    results: Mapping[str, TrainResult], reference: str = "full", n_boot: int = 2000, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """Each strategy's share of ``reference``'s gain, ``(after_s - before) / (after_ref - before)``, with a CI.
+
+    Means over the same held-out cases; the 95% CI comes from a paired bootstrap: the cases are
+    resampled together (one draw serves before, the strategy and the reference), and resamples where
+    the reference gained nothing (denominator <= 0) are dropped and counted (``dropped``). Every run
+    must start from the same model (the same per-case Dice before training).
+    """
+    if reference not in results:
+        raise ValueError(f"No {reference!r} run to measure shares against; train it in the comparison.")
+    ref = results[reference]
+    before = _per_case(ref, ref.val_before)
+    ref_after = _per_case(ref, ref.val_after).loc[before.index].to_numpy(float)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(before), size=(int(n_boot), len(before)))
+    base = before.to_numpy(float)
+    denominator = ref_after[draws].mean(1) - base[draws].mean(1)
+    kept = denominator > 0
+    out = {}
+    for strategy, result in results.items():
+        if not np.allclose(_per_case(result, result.val_before).loc[before.index], before):
+            raise ValueError(f"{strategy!r} did not start from the same held-out Dice as {reference!r}.")
+        after = _per_case(result, result.val_after).loc[before.index].to_numpy(float)
+        gain, ref_gain = after.mean() - base.mean(), ref_after.mean() - base.mean()
+        ratios = (after[draws].mean(1) - base[draws].mean(1))[kept] / denominator[kept]
+        low, high = np.quantile(ratios, [0.025, 0.975]) if ratios.size else (float("nan"),) * 2
+        out[strategy] = {"share": float(gain / ref_gain) if ref_gain > 0 else float("nan"),
+                         "share_ci": [float(low), float(high)], "gain": float(gain), "reference_gain": float(ref_gain),
+                         "dropped": int((~kept).sum()), "n_boot": int(n_boot)}  # fmt: skip
+    return out
+
+
+def share_sentence(shares: Mapping[str, Mapping[str, Any]], reference: str = "full", steps: int | None = None) -> str:
+    """The sentence notebook 05 prints: what share of ``reference``'s gain each strategy recovered."""
+    if not shares or reference not in shares:
+        return f"No share of {reference} fine-tuning's gain to report: it did not train."
+    ref_gain = shares[reference]["reference_gain"]
+    if not ref_gain > 0:
+        return f"{reference} fine-tuning did not gain on the held-out cases ({ref_gain:+.3f}), so shares are undefined."
+    parts = [f"{s} {100 * r['share']:.0f}% [95% CI {100 * r['share_ci'][0]:.0f} to {100 * r['share_ci'][1]:.0f}%]"
+             for s, r in shares.items() if s != reference]  # fmt: skip
+    budget = f" at {steps} steps each" if steps else ""
+    return (f"Share of {reference} fine-tuning's held-out Dice gain ({ref_gain:+.3f}){budget}: " + "; ".join(parts) +
+            ".")  # fmt: skip
+
+
+def plateau(result: TrainResult, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Did held-out Dice stop moving? The paired change over the last quarter of training, against the CI.
+
+    ``change``: mean per-case Dice at the last step minus at the last evaluation at or before 3/4 of
+    the steps (so the interval covers at least the last quarter), paired, with a bootstrap
+    ``change_ci``; ``half_width``: half the 95% CI of the final Dice; ``flat``:
+    ``|change| < half_width`` (the curve moved less than its own uncertainty).
+    """
+    steps = sorted(result.val_tables)
+    if len(steps) < 2:
+        raise ValueError(f"The {result.strategy!r} run was evaluated {len(steps)} time(s); set eval_every.")
+    last = steps[-1]
+    start = max(s for s in steps[:-1] if s <= 0.75 * last)  # step 0 always qualifies
+    final = _per_case(result, result.val_tables[last])
+    earlier = _per_case(result, result.val_tables[start]).loc[final.index]
+    change, low, high = bootstrap_ci(final.to_numpy(float) - earlier.to_numpy(float), n_boot=n_boot, seed=seed)
+    _, dice_low, dice_high = bootstrap_ci(final.to_numpy(float), n_boot=n_boot, seed=seed)
+    half_width = (dice_high - dice_low) / 2
+    return {"from_step": int(start), "to_step": int(last), "change": float(change),
+            "change_ci": [float(low), float(high)], "half_width": float(half_width),
+            "flat": bool(abs(change) < half_width)}  # fmt: skip
+
+
 def failed_strategies(records: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """Strategy -> status for every record that did not train (e.g. ``"out of memory at batch 2"``)."""
     return {s: r["status"] for s, r in records.items() if r.get("status", "ok") != "ok"}
 
 
-def strategy_parameters(model: str, strategies: Sequence[str] = tuple(peft.STRATEGIES)) -> pd.DataFrame:
+def strategy_parameters(
+    model: str, strategies: Sequence[str] = tuple(peft.STRATEGIES), last_blocks: int | None = None
+) -> pd.DataFrame:
     """Trainable parameters per component under each strategy (default options), without any weights.
+
+    ``last_blocks``: as :func:`compare_strategies` places them (``None``: every block).
 
     Models with a downloadable checkpoint (SAM ViT-B/L/H) are built on the ``meta`` device: shapes
     only, so this costs no download and no memory.
@@ -302,7 +500,7 @@ def strategy_parameters(model: str, strategies: Sequence[str] = tuple(peft.STRAT
     rows = {}
     for strategy in strategies:
         with torch.device("meta") if meta else contextlib.nullcontext():
-            sam = peft.STRATEGIES[strategy](architecture(model))
+            sam = peft.STRATEGIES[strategy](architecture(model), **_placement(strategy, last_blocks))
         table = peft.parameter_table(sam)
         rows[strategy] = {**table["trainable"].to_dict(), "share_%": 100 * table.loc["all", "share"]}
     return pd.DataFrame(rows).T
@@ -511,5 +709,16 @@ def read_comparison(records: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         lighter = [f"{s} {v:.2f}x" for s, v in claims["memory_vs_full"].items() if s != "full" and v is not None]
         if lighter:
             sentences.append(f"Memory added by training, relative to full fine-tuning: {', '.join(lighter)}.")
+    if trained:
+        claims["cheapest_per_step"] = min(trained, key=lambda s: trained[s]["step_time_s"])
+        cheapest = trained[claims["cheapest_per_step"]]
+        sentences.append(f"Cheapest per step: {claims['cheapest_per_step']} ({cheapest['step_time_s']:.3f} s).")
+        efficient = {s: r["trainable_percent"] for s, r in trained.items()
+                     if s in ("adapter", "lora", "svd") and "trainable_percent" in r}  # fmt: skip
+        claims["peft_max_trainable_percent"] = max(efficient.values()) if efficient else None
+        if efficient:
+            sentences.append(
+                f"Adapter/LoRA/SVD train at most {claims['peft_max_trainable_percent']:.3f}% of the parameters."
+            )
     claims["sentences"] = sentences
     return claims

@@ -8,6 +8,13 @@ make it say more, both giving a pixel-wise map in ``[0, 1]``:
 - :func:`tta_uncertainty` — test-time augmentation: mirror the image (each mirror is a new image,
   so it costs one more encoder call), move the box a little (costs only decoder calls), segment every
   variant, map each answer back to the original frame and see where they disagree.
+- :func:`intensity_tta` — the same with intensity changes (gamma, contrast...) written by the caller:
+  every changed image costs one encoder call, and nothing has to be mapped back.
+
+**Which maps mean what depends on how the model was trained.** Multimask disagreement measures a
+model's uncertainty only if its three outputs were trained (``utils.models.model_card(name)["multimask"]``:
+True for SAM). LiteMedSAM was trained with one output, so its tokens 1-3 are untrained and their
+disagreement says more about those heads than about the image; TTA asks the trained output only.
 
 **From K answers to a map.** Each pixel's foreground probability ``p`` is the share of the ``K``
 answers that call it foreground (a *vote*: logit > SAM's threshold 0), or with ``soft=True`` the mean
@@ -50,12 +57,15 @@ __all__ = [
     "auroc",
     "binary_entropy",
     "error_vs_uncertainty",
+    "flag_verdict",
     "flip_array",
     "foreground_probability",
+    "intensity_tta",
     "logit_entropy",
     "multimask_disagreement",
     "plot_error_vs_uncertainty",
     "plot_uncertainty_maps",
+    "read_uncertainty",
     "tta_uncertainty",
 ]
 
@@ -294,6 +304,70 @@ def tta_uncertainty(
     )
 
 
+def _check_view(view: Any, image: np.ndarray, index: int) -> np.ndarray:
+    array = np.asarray(view)
+    if array.shape != image.shape:
+        raise ValueError(
+            f"augment returned shape {array.shape} for view {index}; it must return an image shaped like its "
+            f"input {image.shape}."
+        )
+    if not (array.dtype == bool or np.issubdtype(array.dtype, np.number)) or not np.all(np.isfinite(array)):
+        raise ValueError(f"augment returned non-numeric or non-finite values for view {index}.")
+    if array.min() < 0 or array.max() > 255:
+        raise ValueError(
+            f"augment returned values in [{array.min():.3g}, {array.max():.3g}] for view {index}; "
+            "keep the image in [0, 255] (e.g. np.clip, then .astype(np.uint8))."
+        )
+    return np.round(array).astype(np.uint8)
+
+
+def intensity_tta(
+    predictor: Any,
+    image: np.ndarray,
+    box: ArrayLike,
+    augment: Any,
+    n_views: int = 2,
+    rng: np.random.Generator | int | None = None,
+    soft: bool = True,
+) -> TTAResult:
+    """Test-time augmentation by intensity: the box on the original image and on ``n_views`` images made by
+    ``augment(image, rng)`` (an ``(H, W, 3)`` uint8 image in, the same shape out, values in [0, 255]).
+
+    An intensity change (gamma, contrast, noise) moves no pixel, so answers need no mapping back. Each view
+    is a new image: **``1 + n_views`` encoder calls** (the original is encoded last, as in
+    :func:`tta_uncertainty`). The views are called ``"none · box"`` and ``"intensity 1"``, ``"intensity 2"``...;
+    ``rng`` seeds ``augment``; ``soft``: see :func:`foreground_probability`.
+    """
+    image = to_rgb_uint8(image)
+    box = check_box(box, image.shape)
+    if not callable(augment):
+        raise ValueError("augment must be a function augment(image, rng) -> image, e.g. a gamma change.")
+    if isinstance(n_views, bool) or not isinstance(n_views, (int, np.integer)) or n_views < 1:
+        raise ValueError(f"n_views must be a whole number >= 1; got {n_views!r}.")
+    for name in ("set_image", "predict"):
+        if not callable(getattr(predictor, name, None)):
+            raise ValueError(f"predictor has no {name}(); pass e.g. utils.models.load_predictor('litemedsam').")
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    views = [_check_view(augment(image.copy(), rng), image, i + 1) for i in range(int(n_views))]
+    threshold = float(getattr(getattr(predictor, "model", None), "mask_threshold", 0.0))
+    answers = []
+    for view in (*views, image):  # the original last: the predictor keeps its embedding
+        predictor.set_image(view)
+        logits, _, _ = predictor.predict(box=box, multimask_output=False, return_logits=True)
+        answers.append(np.asarray(logits)[0].astype(np.float32))
+    stack = np.stack([answers[-1], *answers[:-1]])
+    return TTAResult(
+        views=["none · box"] + [f"intensity {i + 1}" for i in range(int(n_views))],
+        logits=stack,
+        mean=foreground_probability(stack, soft=soft, threshold=threshold),
+        entropy=_spread(stack, "entropy", soft, threshold),
+        variance=_spread(stack, "variance", soft, threshold),
+        base=stack[0] > threshold,
+        encoder_calls=1 + int(n_views),
+        soft=bool(soft),
+    )
+
+
 # ------------------------------------------------------------------------- does it flag errors?
 
 
@@ -449,6 +523,45 @@ def error_vs_uncertainty(
         "errors_caught_top": float(errors[top].sum() / n_errors) if n_errors else float("nan"),
     }
     return table, summary
+
+
+# ------------------------------------------------------------------------------------- reading it
+
+
+def flag_verdict(auroc_value: float) -> str:
+    """How the course words an AUROC of uncertainty against errors: ``"flags"`` (above 0.7), ``"weakly flags"``
+    (above 0.55), ``"does not flag"`` (otherwise, NaN included: no error to flag)."""
+    value = float(auroc_value)
+    return "flags" if value > 0.7 else "weakly flags" if value > 0.55 else "does not flag"
+
+
+def read_uncertainty(model: str, claims: Mapping[str, Any]) -> str:
+    """The interpretation of one model's uncertainty scores, written from its numbers (notebook 06 prints it).
+
+    ``claims`` holds ``auroc_TTA``, ``auroc_own_probability``, ``auroc_multimask``, ``multimask_trained``
+    (:func:`utils.models.trained_multimask`), ``worst_dice_case``, ``worst_dice``,
+    ``worst_dice_case_tta_auroc``, ``others_mean_tta_auroc`` and ``tta_ensemble_dice_gain``.
+    """
+    tta, own, multi = (float(claims[k]) for k in ("auroc_TTA", "auroc_own_probability", "auroc_multimask"))
+    baseline = "TTA beat it" if tta > own else "the free map did at least as well as TTA"
+    heads = (
+        "its trained outputs: its doubt about the prompt"
+        if claims["multimask_trained"]
+        else "untrained outputs 1-3: a confound, not its uncertainty"
+    )
+    worst, others = float(claims["worst_dice_case_tta_auroc"]), float(claims["others_mean_tta_auroc"])
+    if np.isfinite(others):
+        beside = f"{'lower than' if worst < others else 'not lower than'} the others' {others:.2f} on average"
+    else:
+        beside = "no other case to compare with"
+    gain = float(claims["tta_ensemble_dice_gain"])
+    return (
+        f"{model}: TTA uncertainty {flag_verdict(tta)} the errors (AUROC {tta:.2f}; 0.5 = chance). Its own "
+        f"probability, free: {own:.2f} ({baseline}). Multimask {multi:.2f} ({heads}).\n"
+        f"  Worst-segmented case {claims['worst_dice_case']} (Dice {float(claims['worst_dice']):.2f}): TTA AUROC "
+        f"{worst:.2f}, {beside}. The TTA ensemble changes the mean Dice by "
+        f"{gain:+.3f} ({'it helped' if gain > 0 else 'it did not help'})."
+    )
 
 
 # ------------------------------------------------------------------------------------------ figures

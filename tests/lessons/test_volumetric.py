@@ -417,3 +417,133 @@ def test_figures_reject_bad_input():
     with pytest.raises(ValueError, match="mask == k"):
         V.plot_slice_profile(ax, {}, gt=np.full(gt.shape, 2))
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------- the lesson's own walk
+
+
+def teaching_walk() -> dict:
+    """Notebook 07's walk by hand: its import cell and the cells tagged "teaching", executed."""
+    import nbformat
+
+    from utils.tools import harness
+
+    path = next(p for p in harness.find_notebooks() if p.stem == "07_volumetric")
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    imports = next(c for c in cells if "from utils.lessons import volumetric" in c.source)
+    teaching = [c for c in cells if "teaching" in c.metadata.get("tags", [])]
+    assert len(teaching) >= 3 and all(len(c.source.splitlines()) <= 15 for c in teaching)
+    namespace: dict = {}
+    for cell in [imports, *teaching]:
+        exec(compile(cell.source, f"{path.name}:{cell.id}", "exec"), namespace)
+    return namespace
+
+
+def walk_scenarios():
+    """(name, predictor, volume, start, box, rule, margin): every way a walk can end, on synthetic volumes."""
+    gt = ellipsoid()
+    rule = V.StopRule(min_area=5, max_area_ratio=2.0, min_overlap=0.5)
+    yield "both ways until it vanishes", ThresholdPredictor(), bright_volume(gt), 10, box_from_mask(gt[10]), rule, 2
+    yield "budget", ThresholdPredictor(), bright_volume(gt), 10, box_from_mask(gt[10]), V.StopRule(max_slices=3), 3
+    script = steady_script()
+    yield "volume edges", ScriptedPredictor(script), indexed_volume(9), 4, box_from_mask(script[4]), rule, 3
+    for change in (
+        lambda m: square(m.shape, 10, 18, 10),  # overlap jump
+        lambda m: ndimage.binary_dilation(m, iterations=5),  # area jump (grows)
+        lambda m: square(m.shape, 12, 8, 5),  # area jump (shrinks)
+        lambda m: square(m.shape, 12, 8, 2),  # vanished
+    ):
+        jumped = steady_script()
+        jumped[7] = change(jumped[6])
+        jumped[1] = change(jumped[2])
+        yield "a jump each way", ScriptedPredictor(jumped), indexed_volume(9), 4, box_from_mask(jumped[4]), rule, 3
+    empty = np.zeros((5, 32, 32), dtype=bool)
+    yield "nothing at the start", ScriptedPredictor(empty), indexed_volume(5), 2, [4, 4, 20, 20], rule, 3
+
+
+def test_the_notebooks_walk_by_hand_gives_the_librarys_masks_and_stop_reasons():
+    by_hand = teaching_walk()["propagate_by_hand"]
+    seen = set()
+    for name, predictor, volume, start, box, rule, margin in walk_scenarios():
+        masks, stopped = by_hand(predictor, volume, start, box, rule, margin)
+        library = V.propagate(predictor, volume, start, box, rule=rule, box_margin=margin, progress=False)
+        np.testing.assert_array_equal(masks, library.masks, err_msg=name)
+        assert stopped == library.stopped, name
+        seen.update(stopped.values())
+    # the comparison has teeth: every stop reason the notebook's rule can give was reached
+    assert seen == {"vanished", "area_jump", "overlap_jump", "max_slices", "volume_edge"}
+
+
+def test_the_walk_by_hand_differs_when_its_rule_does():
+    """A check that the comparison above could fail: a walk whose rule ignores the area gives other masks."""
+    namespace = teaching_walk()
+    gt = ellipsoid()
+    grown = np.array([ndimage.binary_dilation(m, iterations=4) if k >= 13 else m for k, m in enumerate(gt)])
+    volume = bright_volume(grown)
+    rule = V.StopRule(min_area=5, max_area_ratio=1.3, min_overlap=None)
+    library = V.propagate(ThresholdPredictor(), volume, 10, box_from_mask(gt[10]), rule=rule, progress=False)
+    namespace["stop_reason"] = lambda mask, previous, rule: "vanished" if mask.sum() < rule.min_area else None
+    masks, stopped = namespace["propagate_by_hand"](ThresholdPredictor(), volume, 10, box_from_mask(gt[10]), rule, 3)
+    assert library.stopped["up"] == "area_jump" and stopped["up"] == "vanished"
+    assert not np.array_equal(masks, library.masks)
+
+
+# --------------------------------------------------------------------------------------------- rules of your own
+
+
+def test_any_function_with_the_stop_rule_interface_can_end_a_walk():
+    script = steady_script()
+    seen = []
+
+    def stop_on_slice_6(mask, previous, score=None, image=None, previous_image=None):
+        seen.append((score, int(image[0, 0]), int(previous_image[0, 0])))
+        return "my_reason" if image[0, 0] == 6 else None
+
+    box = box_from_mask(script[4])
+    result = V.propagate(ScriptedPredictor(script), indexed_volume(9), 4, box, rule=stop_on_slice_6, progress=False)
+    assert result.stopped == {"down": "volume_edge", "up": "my_reason"} and result.slices == [0, 1, 2, 3, 4, 5]
+    # the rule sees the model's score, this slice and the previous one (by the index written into each)
+    assert (0.9, 3, 4) in seen and (0.9, 6, 5) in seen
+    # a budget on top of the rule's own: the smaller wins
+    budget = V.propagate(ScriptedPredictor(script), indexed_volume(9), 4, box_from_mask(script[4]),
+                         rule=V.StopRule(max_slices=3), max_slices=1, progress=False)  # fmt: skip
+    assert budget.slices == [3, 4, 5] and budget.stopped == {"down": "max_slices", "up": "max_slices"}
+    # a StopRule is such a function itself
+    rule = V.StopRule(min_area=5)
+    assert rule(script[5], script[4]) is None and rule(square((32, 32), 0, 0, 2), script[4]) == "vanished"
+
+
+def test_an_empty_mask_ends_a_walk_whatever_the_rule():
+    script = steady_script()
+    script[6] = False
+    result = V.propagate(ScriptedPredictor(script), indexed_volume(9), 4, box_from_mask(script[4]),
+                         rule=lambda mask, previous, **_: None, progress=False)  # fmt: skip
+    assert result.stopped["up"] == "vanished" and result.slices == [0, 1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(
+    ("rule", "match"),
+    [("area", "StopRule or a function"), (lambda mask, previous, **_: True, "non-empty string")],
+)
+def test_a_rule_must_be_callable_and_return_a_reason_or_none(rule, match):
+    script = steady_script()
+    with pytest.raises(ValueError, match=match):
+        V.propagate(ScriptedPredictor(script), indexed_volume(9), 4, box_from_mask(script[4]), rule=rule,
+                    progress=False)  # fmt: skip
+
+
+def test_compare_rules_runs_each_rule_under_the_same_budget_and_reuses_walks():
+    gt = ellipsoid()
+    structure = V.Structure("blob", bright_volume(gt), gt, (1.0, 1.0, 1.0), "synthetic")
+    predictor = ThresholdPredictor()
+    cached = CachedPredictor(predictor)
+    never = lambda mask, previous, **_: None  # noqa: E731 - a one-line rule
+    table = V.compare_rules(cached, {"blob": structure}, {"course": V.StopRule(), "never": never}, max_slices=30)
+    assert table["course"]["blob"]["dice3d"] == 1.0 and table["course"]["blob"]["overshoot_slices"] == 0
+    assert table["never"]["blob"] == table["course"]["blob"] | {"stopped_because": "down: vanished, up: vanished"}
+    done = V.propagate(cached, structure.volume, structure.middle, next_box(gt[structure.middle], 3), progress=False)
+    set_images = cached.hits + cached.misses
+    again = V.compare_rules(cached, {"blob": structure}, {"course": V.StopRule()}, done={"course": {"blob": done}})
+    assert again["course"] == table["course"] and cached.hits + cached.misses == set_images  # not walked again
+    with pytest.raises(ValueError, match="rules is empty"):
+        V.compare_rules(cached, {"blob": structure}, {})

@@ -1,39 +1,12 @@
-"""Exercises of notebook 07 (3-D with a 2-D model): the next slice's box, volumes with voxel spacing,
-a stop rule of your own, and a per-slice intensity window."""
+"""Exercises of notebook 07 (3-D with a 2-D model): predict what a slice range does to 3-D Dice, build a
+better stop rule (run through the course's propagation and scored against the current rule), volumes with
+voxel spacing, and a per-slice intensity window."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from utils.exercises import exercise
-
-
-def _solve_next_box(mask, margin=3):
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    height, width = mask.shape
-    box = np.array([cols[0] - margin, rows[0] - margin, cols[-1] + margin, rows[-1] + margin], dtype=float)
-    return np.clip(box, 0, [width - 1, height - 1, width - 1, height - 1])  # keep it inside the image
-
-
-@exercise(
-    "07.next_box",
-    "Build the box prompt for the next slice from the previous slice's mask `mask`: its tight box "
-    "[x0, y0, x1, y1] (first/last column and row that hold the mask) grown by `margin` pixels on every side "
-    "and clipped to the image.",
-    solver=_solve_next_box,
-    hint="x is the column: mask.any(axis=0) marks the columns that hold the mask; clip to 0..W-1 and 0..H-1",
-    kind="check",
-    warmup=True,
-)
-def _check_next_box(answer, mask, margin=3):
-    from utils.prompts import next_box
-
-    expected = next_box(mask, margin)
-    value = np.asarray(answer, dtype=float).reshape(-1)
-    if value.shape != (4,):
-        return False, f"expected 4 numbers [x0, y0, x1, y1], got {value.size}"
-    return bool(np.allclose(value, expected)), f"the next box is {expected.tolist()} (margin {margin} px)"
 
 
 def _solve_volume_ml(gt, spacing, step=3):
@@ -66,66 +39,99 @@ def _check_volume_ml(answer, gt, spacing, step=3):
     return ok, f"{fine:.3f} mL at {spacing[0]:g} mm slices, {thick:.3f} mL at {spacing[0] * step:g} mm"
 
 
-def _solve_stop_rule(min_area=10, max_area_ratio=2.0, min_overlap=0.5):
-    def should_stop(mask, previous):
-        area, previous_area = int(mask.sum()), int(previous.sum())
-        if area < min_area:
-            return True  # the structure vanished
-        if max(area, previous_area) / min(area, previous_area) > max_area_ratio:
-            return True  # the area jumped
-        overlap = 2 * np.logical_and(mask, previous).sum() / (area + previous_area)
-        return overlap < min_overlap  # the mask moved away from the previous one
-
-    return should_stop
+def _solve_in_range(reports, **_run):
+    gains = [r["in_range_dice3d"] - r["propagation_dice3d"] for r in reports.values()]
+    mean_gain = float(np.mean(gains))
+    return "higher" if mean_gain > 1e-9 else "lower" if mean_gain < -1e-9 else "the same"
 
 
-def _stop_rule_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """Pairs (name, mask, previous) built from one disk, covering every branch of the rule."""
-    from scipy import ndimage
+@exercise(
+    "07.in_range",
+    "Before the walks run: the `in_range` walk is the same walk kept between the structure's first and last "
+    "slice (the user also marked where it starts and ends). Will its mean 3-D Dice over this run's structures "
+    "be higher than plain propagation's, the same, or lower?",
+    solver=_solve_in_range,
+    hint="the walk is deterministic: inside the range both walks make the same masks; what can the range remove?",
+    kind="predict",
+    choices=("higher", "the same", "lower"),
+)
+def _check_in_range(answer, reports):
+    from utils.exercises import grade_prediction
 
-    rows, cols = np.indices((48, 64))
-    example = (rows - 22) ** 2 + (cols - 26) ** 2 <= 8.5**2  # about 230 pixels, like a thalamus slice
-    width = max(int(np.flatnonzero(example.any(axis=0)).size), 1)
-    order = np.cumsum(example.ravel()).reshape(example.shape)  # 1, 2, 3, ... over the mask's pixels
+    outcome = _solve_in_range(reports)
+    gains = {name: r["in_range_dice3d"] - r["propagation_dice3d"] for name, r in reports.items()}
+    overshoot = {name: r["overshoot_slices"] for name, r in reports.items()}
+    per_structure = ", ".join(f"{name} {overshoot[name]} slice(s), {gains[name]:+.3f}" for name in reports)
+    why = (
+        f"Slices filled outside the structure and the Dice change from the range: {per_structure} "
+        f"(mean {np.mean(list(gains.values())):+.3f}). Inside the range both walks make the same masks, so the "
+        "range can only remove slices the structure does not reach (pure false positives): Dice rises where "
+        "the walk overshot and stays the same where it stopped in time; it cannot fall."
+    )
+    return grade_prediction(answer, outcome, ("higher", "the same", "lower"), why)
 
-    def first(n: int) -> np.ndarray:  # the mask's first n pixels in reading order
-        return example & (order <= n)
 
-    changed = [
-        ("same mask", example),
-        ("slightly smaller", ndimage.binary_erosion(example)),
-        ("moved by its own width", np.roll(example, width, axis=1)),
-        ("grown a lot", ndimage.binary_dilation(example, iterations=6)),
-        ("shrunk to a third", first(int(example.sum()) // 3)),
-        ("almost gone", first(5)),
-        ("empty", np.zeros_like(example)),
-    ]
-    return [(name, mask, example) for name, mask in changed]
+def _solve_stop_rule(rule, max_grey_change=12.0, **_run):
+    def stop_on_tissue_change(mask, previous, score=None, image=None, previous_image=None):
+        reason = rule(mask, previous, score)  # the course's checks first: vanished, area and overlap jumps
+        if reason is not None or image is None:
+            return reason
+        # past a structure's end the model segments whatever tissue the box holds, often with a similar
+        # shape; where that is another tissue, the grey level inside the mask changes though the shape does not
+        change = abs(float(image[mask].mean()) - float(previous_image[previous].mean()))
+        return "intensity_jump" if change > max_grey_change else None
+
+    return stop_on_tissue_change
+
+
+def _rule_summary(numbers):
+    dice = float(np.mean([n["dice3d"] for n in numbers.values()]))
+    overshoot = int(sum(n["overshoot_slices"] for n in numbers.values()))
+    return dice, overshoot
 
 
 @exercise(
     "07.stop_rule",
-    "Write `should_stop(mask, previous)` → True/False: stop when the new mask has fewer than `min_area` "
-    "pixels, or its area differs from the previous one by more than a factor `max_area_ratio` (either way), "
-    "or its Dice with the previous mask is below `min_overlap`. Set `answer = should_stop` (the function).",
+    "Write a better stop rule: a function `my_rule(mask, previous, score=None, image=None, previous_image=None)` "
+    "that returns a reason to stop (a short string such as 'intensity_jump') or None to keep the mask and go on. "
+    "`mask` and `previous` are this and the previous slice's masks, `score` the model's IoU estimate, `image` and "
+    "`previous_image` the two slices. The course runs it through `volumetric.propagate` on every structure of "
+    "this run (same start box, same budget) and scores it against the current rule: it passes when its mean 3-D "
+    "Dice is no more than 0.01 below the current rule's and it fills no more slices outside the structures. "
+    "Set `answer = my_rule`.",
     solver=_solve_stop_rule,
-    hint="check the area first (an empty mask would divide by zero); Dice = 2|A ∩ B| / (|A| + |B|)",
-    kind="check",
+    hint="start from `rule(mask, previous, score)` (the current rule) and add one check it lacks: what changes "
+    "when the box slides off the structure onto a neighbouring tissue?",
+    kind="build",
 )
-def _check_stop_rule(answer, min_area=10, max_area_ratio=2.0, min_overlap=0.5):
-    from utils.lessons.volumetric import StopRule
+def _check_stop_rule(answer, rule, structures, predictor, box_margin=3, baseline=None):
+    from utils.lessons.volumetric import StopRule, compare_rules
 
     if not callable(answer):
-        return False, "answer must be the function itself: answer = should_stop (no parentheses)"
-    rule = StopRule(min_area=min_area, max_area_ratio=max_area_ratio, min_overlap=min_overlap)
-    wrong = []
-    for name, mask, previous in _stop_rule_cases():
-        expected = rule.check(mask, previous) is not None
-        if bool(answer(mask, previous)) != expected:
-            wrong.append(f"{name} (should {'stop' if expected else 'go on'})")
-    if wrong:
-        return False, "wrong on: " + ", ".join(wrong)
-    return True, "it agrees with utils.lessons.volumetric.StopRule on all 7 test pairs"
+        return False, "answer must be the function itself: answer = my_rule (no parentheses)"
+    if answer is rule or (isinstance(answer, StopRule) and answer == rule):
+        return False, "that is the course's own rule; write a rule of your own (it may call `rule` first)"
+    done = {"current": baseline} if baseline else None
+    table = compare_rules(
+        predictor, structures, {"current": rule, "yours": answer}, box_margin, max_slices=rule.max_slices, done=done
+    )
+    (course_dice, course_over), (your_dice, your_over) = (_rule_summary(table[k]) for k in ("current", "yours"))
+    lines = [
+        f"{name}: Dice {table['current'][name]['dice3d']:.3f} → {table['yours'][name]['dice3d']:.3f}, slices outside "
+        f"{table['current'][name]['overshoot_slices']} → {table['yours'][name]['overshoot_slices']} "
+        f"(yours stopped {table['yours'][name]['stopped_because']})"
+        for name in structures
+    ]
+    summary = (
+        f"mean 3-D Dice {course_dice:.3f} (current rule) → {your_dice:.3f} (yours); slices filled outside the "
+        f"structures {course_over} → {your_over}.\n   " + "\n   ".join(lines)
+    )
+    if your_over > course_over:
+        return False, f"your rule lets the walk run further past the structures: {summary}"
+    if your_dice < course_dice - 0.01:
+        return False, f"your rule loses Dice (does it stop inside a structure?): {summary}"
+    verdict = "better" if (your_dice > course_dice + 1e-9 or your_over < course_over) else "as good as the current one"
+    return True, f"your rule is {verdict} on this run's structures: {summary}"
 
 
 def _solve_slice_window(image, percentiles=(1.0, 99.0)):

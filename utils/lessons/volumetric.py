@@ -39,13 +39,19 @@ A box-prompted model almost always returns *something* inside a box, so ``vanish
 real scans: past the end of a structure the model tends to segment whatever tissue the box holds,
 and only the jump rules (or the budget) end the walk. That is the weak point of propagation.
 
+Any function with the :data:`StopCheck` interface can replace the rule (``propagate(..., rule=my_rule,
+max_slices=...)``): it also sees the model's score and the two slices, so it can look at what lies under
+the mask. :func:`compare_rules` runs several rules under the same start box and budget and scores them
+(3-D Dice, :func:`overshoot_slices`); notebook 07's build exercise uses it. An empty mask ends a
+direction whatever the rule says (there is no box to make from it).
+
 :func:`score` and :func:`report` measure in 3-D with :mod:`utils.metrics` (Dice and HD95 over the whole
 volume, with the voxel spacing in mm; the volume in mL; :func:`utils.metrics.slice_dice_profile` per slice).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,13 +72,16 @@ if TYPE_CHECKING:  # only for the annotation: datasets is imported where it is u
 __all__ = [
     "DIRECTIONS",
     "STOP_REASONS",
+    "StopCheck",
     "StopRule",
     "Structure",
     "VolumeResult",
+    "compare_rules",
     "crop_slab",
     "load_structure",
     "normalise_slices",
     "orthogonal_views",
+    "overshoot_slices",
     "plot_slice_profile",
     "propagate",
     "report",
@@ -247,8 +256,19 @@ class StopRule:
         if self.max_slices is not None:
             whole_number(self.max_slices, "max_slices", hint="or None: no limit")
 
-    def check(self, mask: np.ndarray, previous: np.ndarray, score: float | None = None) -> str | None:
-        """The reason to stop at a slice whose mask is ``mask`` (after ``previous``), or None to go on."""
+    def check(
+        self,
+        mask: np.ndarray,
+        previous: np.ndarray,
+        score: float | None = None,
+        image: np.ndarray | None = None,
+        previous_image: np.ndarray | None = None,
+    ) -> str | None:
+        """The reason to stop at a slice whose mask is ``mask`` (after ``previous``), or None to go on.
+
+        ``image`` and ``previous_image`` (the two slices) are part of the :data:`StopCheck` interface;
+        this rule looks at the masks and the score only.
+        """
         area = int(np.count_nonzero(mask))
         if area < self.min_area:
             return "vanished"
@@ -261,6 +281,25 @@ class StopRule:
         if self.min_overlap is not None and metrics.dice(mask, previous) < self.min_overlap:
             return "overlap_jump"
         return None
+
+    def __call__(
+        self,
+        mask: np.ndarray,
+        previous: np.ndarray,
+        score: float | None = None,
+        image: np.ndarray | None = None,
+        previous_image: np.ndarray | None = None,
+    ) -> str | None:
+        """A StopRule is itself a :data:`StopCheck`: ``rule(mask, previous, ...)`` is :meth:`check`."""
+        return self.check(mask, previous, score, image, previous_image)
+
+
+#: A stop rule as :func:`propagate` calls it: ``check(mask, previous, score=..., image=..., previous_image=...)``
+#: returns a reason (a short string such as ``"area_jump"``) to stop at this slice, or None to keep its mask and
+#: go on. ``mask``/``previous``: this and the previous slice's (H, W) bool masks; ``score``: the model's IoU
+#: estimate for ``mask``; ``image``/``previous_image``: the two slices as the model saw them. A
+#: :class:`StopRule` is one; any function with these parameters is another (write one in notebook 07).
+StopCheck = Callable[..., "str | None"]
 
 
 @dataclass
@@ -302,6 +341,18 @@ def _predict_box(predictor: Any, image: np.ndarray, box: np.ndarray) -> tuple[np
     return np.asarray(masks[0], dtype=bool), float(np.asarray(scores).reshape(-1)[0])
 
 
+def _stop_reason(
+    rule: StopCheck, mask: np.ndarray, previous: np.ndarray, score: float, image: np.ndarray, previous_image: np.ndarray
+) -> str | None:
+    reason = rule(mask, previous, score=score, image=image, previous_image=previous_image)
+    if reason is not None and (not isinstance(reason, str) or not reason):
+        raise ValueError(
+            f"a stop rule returns a reason (a non-empty string such as 'area_jump') or None to go on; "
+            f"{getattr(rule, '__name__', type(rule).__name__)} returned {reason!r}."
+        )
+    return reason
+
+
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
@@ -313,25 +364,41 @@ def propagate(
     volume: np.ndarray,
     start_slice: int,
     start_box: Sequence[float],
-    rule: StopRule | None = None,
+    rule: StopRule | StopCheck | None = None,
     box_margin: float = 3.0,
     limits: tuple[int, int] | None = None,
     directions: Iterable[str] = DIRECTIONS,
     progress: bool = True,
+    max_slices: int | None = None,
 ) -> VolumeResult:
     """Segment a volume from one box: predict on ``start_slice``, then walk slice by slice both ways.
 
     On each next slice the box is :func:`utils.prompts.next_box` of the previous slice's mask (grown by ``box_margin``
-    pixels); the model predicts one mask (``multimask_output=False``); :meth:`StopRule.check` decides
-    whether to keep it and go on or to stop that direction (the offending mask is discarded).
+    pixels); the model predicts one mask (``multimask_output=False``); the stop ``rule`` decides whether to
+    keep it and go on or to stop that direction (the offending mask is discarded). ``rule`` is a
+    :class:`StopRule` (default: ``StopRule()``) or any :data:`StopCheck` function; ``max_slices`` is a budget
+    per direction on top of the rule's own (the smaller wins; ``"max_slices"`` either way), so a rule of
+    your own can run under the same budget as the course's. An empty mask always ends a direction
+    (``"vanished"``: there is nothing to make the next box from), whatever the rule.
     ``limits=(first, last)`` keeps the walk inside those slices (inclusive), as when a user marks where
     the structure starts and ends (MedSAM's 3-D box prompt holds such a slice range). The start slice is
     encoded once and shared by both directions; every other slice at most once (wrap the predictor in
     :class:`utils.models.CachedPredictor` to share slices with other runs). If the start mask itself has vanished
-    (< ``rule.min_area`` pixels) nothing is propagated and both directions report ``"vanished"``.
+    (< ``rule.min_area`` pixels; 1 for a rule without ``min_area``) nothing is propagated and both
+    directions report ``"vanished"``.
     """
     volume = _check_volume(volume)
-    rule = rule or StopRule()
+    rule = StopRule() if rule is None else rule
+    if not callable(rule):
+        raise ValueError(
+            f"rule must be a StopRule or a function (mask, previous, score=None, image=None, previous_image=None) "
+            f"-> reason or None; got {type(rule).__name__}."
+        )
+    if max_slices is not None:
+        whole_number(max_slices, "max_slices", hint="or None: no limit")
+    budgets = [b for b in (getattr(rule, "max_slices", None), max_slices) if b is not None]
+    budget_per_direction = min(budgets) if budgets else None
+    min_area = getattr(rule, "min_area", 1)
     n_slices = volume.shape[0]
     start = _check_slice(start_slice, n_slices)
     directions = tuple(directions)
@@ -351,7 +418,7 @@ def propagate(
     box = np.asarray(start_box, dtype=float).reshape(4)
     mask, score = _predict_box(predictor, volume[start], box)
     result.boxes[start] = box
-    if np.count_nonzero(mask) < rule.min_area:
+    if np.count_nonzero(mask) < min_area:
         details = {"slice": start, "area": int(np.count_nonzero(mask)), "score": score}
         result.stopped = dict.fromkeys(directions, "vanished")
         result.stop_details = {d: dict(details) for d in directions}
@@ -359,7 +426,7 @@ def propagate(
     result.masks[start], result.scores[start] = mask, score
     steps = {"down": -1, "up": 1}
     room = {"down": start - first, "up": last - start}
-    budget = {d: room[d] if rule.max_slices is None else min(room[d], rule.max_slices) for d in directions}
+    budget = {d: room[d] if budget_per_direction is None else min(room[d], budget_per_direction) for d in directions}
     with _progress(1 + sum(budget.values()), "propagating", progress) as bar:
         bar.update(1)
         for direction in directions:
@@ -370,7 +437,7 @@ def propagate(
                     reason = "volume_edge"
                 elif not first <= k <= last:
                     reason = "range_end"
-                elif rule.max_slices is not None and added >= rule.max_slices:
+                elif budget_per_direction is not None and added >= budget_per_direction:
                     reason = "max_slices"
                 if reason is not None:
                     result.stopped[direction], result.stop_details[direction] = reason, {"slice": k}
@@ -379,7 +446,10 @@ def propagate(
                 candidate, score = _predict_box(predictor, volume[k], box)
                 bar.update(1)
                 result.boxes[k] = box
-                reason = rule.check(candidate, previous, score)
+                if not candidate.any():  # nothing left to follow (and no box to make): whatever the rule says
+                    reason = "vanished"
+                else:
+                    reason = _stop_reason(rule, candidate, previous, score, volume[k], volume[k - steps[direction]])
                 if reason is not None:
                     result.stopped[direction] = reason
                     result.stop_details[direction] = {
@@ -484,6 +554,52 @@ def score(result: VolumeResult, mask: np.ndarray, spacing: Sequence[float]) -> d
     }
 
 
+def overshoot_slices(structure: Structure, result: VolumeResult) -> int:
+    """How many slices ``result`` filled outside the structure's extent (a walk that ran past its ends)."""
+    first, last = structure.extent
+    filled = np.flatnonzero(result.masks.reshape(result.masks.shape[0], -1).any(axis=1))
+    return int(np.count_nonzero((filled < first) | (filled > last)))
+
+
+def compare_rules(
+    predictor: Any,
+    structures: dict[str, Structure],
+    rules: dict[str, StopRule | StopCheck],
+    box_margin: float = 3.0,
+    max_slices: int | None = None,
+    done: dict[str, dict[str, VolumeResult]] | None = None,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Run :func:`propagate` with each stop rule on each structure, under the same start box and budget.
+
+    Every walk starts from the ground truth's box on the structure's middle slice grown by ``box_margin``
+    (the simulated user's box) and adds at most ``max_slices`` slices per direction. ``done`` (rule →
+    structure → :class:`VolumeResult`) supplies walks already made with exactly these settings, so they
+    are not repeated. Returns rule → structure → ``dice3d``, ``overshoot_slices``, ``slices`` (with a
+    mask) and ``stopped_because``.
+    """
+    if not rules:
+        raise ValueError("rules is empty; pass e.g. {'course': StopRule(), 'mine': my_rule}.")
+    done = done or {}
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for label, rule in rules.items():
+        table[label] = {}
+        for name, structure in structures.items():
+            result = done.get(label, {}).get(name)
+            if result is None:
+                start_box = next_box(structure.mask[structure.middle], box_margin)
+                result = propagate(
+                    predictor, structure.volume, structure.middle, start_box, rule=rule, box_margin=box_margin,
+                    max_slices=max_slices, progress=False,
+                )  # fmt: skip
+            table[label][name] = {
+                "dice3d": metrics.dice(result.masks, structure.mask),
+                "overshoot_slices": overshoot_slices(structure, result),
+                "slices": result.n_slices,
+                "stopped_because": result.stopped_because,
+            }
+    return table
+
+
 def report(structure: Structure, results: dict[str, VolumeResult]) -> dict[str, Any]:
     """One structure's numbers for a table and results.json.
 
@@ -500,7 +616,6 @@ def report(structure: Structure, results: dict[str, VolumeResult]) -> dict[str, 
     first, last = structure.extent
     scores = {method: score(result, structure.mask, structure.spacing) for method, result in results.items()}
     propagation = results["propagation"]
-    filled = np.flatnonzero(propagation.masks.reshape(propagation.masks.shape[0], -1).any(axis=1))
     numbers: dict[str, Any] = {f"{method}_dice3d": s["dice3d"] for method, s in scores.items()}
     numbers["gap"] = numbers["upper_bound_dice3d"] - numbers["propagation_dice3d"]
     if "in_range" in results:
@@ -511,7 +626,7 @@ def report(structure: Structure, results: dict[str, VolumeResult]) -> dict[str, 
     numbers["slices_propagated"] = propagation.n_slices
     numbers["stopped_because"] = dict(propagation.stopped)
     numbers["stop_slices"] = {d: structure.offset + v["slice"] for d, v in propagation.stop_details.items()}
-    numbers["overshoot_slices"] = int(np.count_nonzero((filled < first) | (filled > last)))
+    numbers["overshoot_slices"] = overshoot_slices(structure, propagation)
     numbers["gt_slices"] = [structure.offset + first, structure.offset + last]
     numbers["start_slice"] = structure.offset + structure.middle
     numbers["source"] = structure.source

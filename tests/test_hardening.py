@@ -64,6 +64,13 @@ def _call(module: str, function: str, *args, **kwargs):
 
 # (id, module, function, args, kwargs, exception, fragments the message must contain)
 BAD_INPUTS = [
+    # lessons added for issue 15/16: a predict/build exercise's helpers
+    ("box tokens before set_image", "lessons.anatomy", "box_tokens", (object(), [0, 0, 5, 5]), {}, ValueError,
+     ["set_image"]),  # fmt: skip
+    ("unknown device", "lessons.anatomy", "encoder_dtype", ("gpu",), {}, RuntimeError, ["cpu, cuda"]),
+    ("shares without full", "lessons.comparison", "gain_shares", ({},), {}, ValueError, ["'full'"]),
+    ("intensity TTA box outside", "lessons.uncertainty", "intensity_tta", (object(), np.zeros((8, 8), np.uint8),
+     [0, 0, 40, 40]), {"augment": lambda image: image}, ValueError, ["outside", "np.clip"]),  # fmt: skip
     # shared checks
     ("whole number from a bool", "checks", "whole_number", (True, "steps"), {"minimum": 1}, ValueError, ["steps", ">= 1"]),
     ("finite number NaN", "checks", "finite_number", (float("nan"), "jitter"), {}, ValueError, ["jitter", "finite"]),
@@ -482,6 +489,13 @@ EXEMPT = {
     "lessons.comparison.roundtrip_check",
     "lessons.comparison.strategy_parameters",
     "lessons.comparison.architecture",
+    "lessons.comparison.plateau",  # takes a TrainResult from compare_strategies
+    "lessons.comparison.search_learning_rates",  # a Split from make_split; its sizes are checked by train()
+    "lessons.anatomy.encoder_seconds",  # a predictor and an image set_image checks (images.to_rgb_uint8)
+    "lessons.volumetric.compare_rules",  # Structures from load_structure; each rule goes through propagate's checks
+    "lessons.volumetric.overshoot_slices",  # a Structure and the VolumeResult propagate returned
+    # any name is an answer: a model outside the registry follows SAM's convention (documented)
+    "models.trained_multimask",
 }
 
 

@@ -111,3 +111,35 @@ def medsegbench_npz(sizes=(6, 3, 4), **kwargs) -> tuple[bytes, dict[str, np.ndar
         images, labels = synthetic_segmentation(n, seed=n, **kwargs)
         arrays[f"{split}_images"], arrays[f"{split}_label"] = images, labels
     return npz_bytes(**arrays), arrays
+
+
+# ------------------------------------------------------------------------- a notebook's teaching cells
+
+
+def teaching_cells(stem: str) -> list:
+    """The code cells of ``notebooks/<stem>.ipynb`` tagged "teaching" (a lesson's algorithm written by hand)."""
+    import nbformat
+
+    from utils.tools import harness
+
+    path = next(p for p in harness.find_notebooks() if p.stem == stem)
+    return [c for c in nbformat.read(path, as_version=4).cells if "teaching" in c.metadata.get("tags", [])]
+
+
+def run_teaching_cells(stem: str, *imports: str) -> dict:
+    """Execute notebook ``stem``'s import cell (the code cell containing every string of ``imports``) and its
+    teaching cells;
+    return the namespace, so a test can compare the hand-written version with the ``utils`` function."""
+    import nbformat
+
+    from utils.tools import harness
+
+    path = next(p for p in harness.find_notebooks() if p.stem == stem)
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    import_cell = next(c for c in cells if all(text in c.source for text in imports))
+    teaching = teaching_cells(stem)
+    assert len(teaching) >= 3 and all(len(c.source.splitlines()) <= 15 for c in teaching)
+    namespace: dict = {}
+    for cell in [import_cell, *teaching]:
+        exec(compile(cell.source, f"{path.name}:{cell.id}", "exec"), namespace)
+    return namespace

@@ -12,7 +12,7 @@ from utils import phantoms
 from utils.datasets import Case
 from utils.prompts import PROMPT_MODES, make_prompt
 
-from fakes import LookupPredictor, blob_case
+from fakes import LookupPredictor, blob_case, run_teaching_cells
 
 matplotlib.use("Agg")
 
@@ -118,19 +118,7 @@ def test_everything_mode_asks_a_single_output_model_for_one_mask_per_grid_point(
 
 def teaching_loop() -> dict:
     """Notebook 03's evaluation loop by hand: its import cell and the cells tagged "teaching", executed."""
-    import nbformat
-
-    from utils.tools import harness
-
-    path = next(p for p in harness.find_notebooks() if p.stem == "03_zero_shot_medical")
-    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
-    imports = next(c for c in cells if "from utils import" in c.source and "evaluate" in c.source)
-    teaching = [c for c in cells if "teaching" in c.metadata.get("tags", [])]
-    assert len(teaching) >= 3 and all(len(c.source.splitlines()) <= 15 for c in teaching)
-    namespace: dict = {}
-    for cell in [imports, *teaching]:
-        exec(compile(cell.source, f"{path.name}:{cell.id}", "exec"), namespace)
-    return namespace
+    return run_teaching_cells("03_zero_shot_medical", "from utils import", "evaluate")
 
 
 @pytest.mark.parametrize("trained_multimask", [True, False])

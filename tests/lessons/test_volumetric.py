@@ -23,6 +23,8 @@ from utils.lessons import volumetric as V
 from utils.models import CachedPredictor
 from utils.prompts import box_from_mask, next_box
 
+from fakes import run_teaching_cells
+
 matplotlib.use("Agg")
 
 
@@ -424,19 +426,7 @@ def test_figures_reject_bad_input():
 
 def teaching_walk() -> dict:
     """Notebook 07's walk by hand: its import cell and the cells tagged "teaching", executed."""
-    import nbformat
-
-    from utils.tools import harness
-
-    path = next(p for p in harness.find_notebooks() if p.stem == "07_volumetric")
-    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
-    imports = next(c for c in cells if "from utils.lessons import volumetric" in c.source)
-    teaching = [c for c in cells if "teaching" in c.metadata.get("tags", [])]
-    assert len(teaching) >= 3 and all(len(c.source.splitlines()) <= 15 for c in teaching)
-    namespace: dict = {}
-    for cell in [imports, *teaching]:
-        exec(compile(cell.source, f"{path.name}:{cell.id}", "exec"), namespace)
-    return namespace
+    return run_teaching_cells("07_volumetric", "from utils.lessons import volumetric")
 
 
 def walk_scenarios():

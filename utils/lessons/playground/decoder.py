@@ -82,11 +82,19 @@ class ReusingDecoder:
                 layer = getattr(attention, f"{name}_proj")
                 tensors += [layer.weight, layer.bias]
         # An inference tensor (the encoder's features) has no version counter; it is replaced, not edited.
-        return tuple((id(t), None if t.is_inference() else t._version) for t in tensors)
+        # The key holds the tensors themselves (compared by identity), so a freed tensor's id cannot come back
+        # for another image's features while this cache still refers to it.
+        return tuple((t, None if t.is_inference() else t._version) for t in tensors)
+
+    @staticmethod
+    def _same(key: tuple, other: tuple | None) -> bool:
+        return other is not None and len(key) == len(other) and all(
+            a is b and va == vb for (a, va), (b, vb) in zip(key, other)
+        )
 
     def _image_part(self) -> dict[str, Any]:
         key = self._weights_key()
-        if key != self._key:
+        if not self._same(key, self._key):
             self._image = self._compute_image_part()
             self._key = key
             self.image_passes += 1

@@ -143,3 +143,25 @@ def run_teaching_cells(stem: str, *imports: str) -> dict:
     for cell in [import_cell, *teaching]:
         exec(compile(cell.source, f"{path.name}:{cell.id}", "exec"), namespace)
     return namespace
+
+
+# ----------------------------------------------------------------- a model whose Dice depends only on its box
+
+
+class BoxFiller:
+    """Predicts the prompt box filled in: Dice then depends only on how much of its box the target fills."""
+
+    name = "box_filler"
+
+    def __init__(self):
+        self.encoder_calls = 0
+
+    def set_image(self, image):
+        self.encoder_calls += 1
+        self.shape = image.shape[:2]
+
+    def predict(self, point_coords=None, point_labels=None, box=None, multimask_output=False):
+        x0, y0, x1, y1 = np.round(box).astype(int)
+        mask = np.zeros(self.shape, bool)
+        mask[y0 : y1 + 1, x0 : x1 + 1] = True
+        return mask[None], np.array([0.9]), None

@@ -12,24 +12,7 @@ from scipy import ndimage as ndi
 from utils import phantoms
 from utils.lessons import sweeps
 
-
-class BoxFiller:
-    """Predicts the prompt box filled in: Dice then depends only on how much of its box the target fills."""
-
-    name = "box_filler"
-
-    def __init__(self):
-        self.encoder_calls = 0
-
-    def set_image(self, image):
-        self.encoder_calls += 1
-        self.shape = image.shape[:2]
-
-    def predict(self, point_coords=None, point_labels=None, box=None, multimask_output=False):
-        x0, y0, x1, y1 = np.round(box).astype(int)
-        mask = np.zeros(self.shape, bool)
-        mask[y0 : y1 + 1, x0 : x1 + 1] = True
-        return mask[None], np.array([0.9]), None
+from fakes import BoxFiller
 
 
 def test_every_sweep_moves_a_knob_its_style_honours_along_a_sorted_axis():

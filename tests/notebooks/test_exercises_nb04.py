@@ -9,6 +9,8 @@ from utils import exercises
 from utils.images import rescale_to_uint8
 from utils.lessons import domain
 
+from fakes import BoxFiller
+
 
 @pytest.fixture(autouse=True)
 def _quiet(capsys):
@@ -46,25 +48,6 @@ def test_thin_prompt_is_answered_either_way_from_this_runs_numbers(capsys):
     assert "points win" in capsys.readouterr().out
     assert not exercises.check("04.thin_prompt", "points", duel=DUEL)  # not one of the choices
     assert not exercises.check("04.thin_prompt", 1, duel=DUEL)
-
-
-class BoxFiller:
-    """Predicts the prompt box filled in (a stand-in model: Dice depends on how much of its box the target fills)."""
-
-    name = "box_filler"
-
-    def __init__(self):
-        self.encoder_calls = 0
-
-    def set_image(self, image):
-        self.encoder_calls += 1
-        self.shape = image.shape[:2]
-
-    def predict(self, point_coords=None, point_labels=None, box=None, multimask_output=False):
-        x0, y0, x1, y1 = np.round(box).astype(int)
-        mask = np.zeros(self.shape, bool)
-        mask[y0 : y1 + 1, x0 : x1 + 1] = True
-        return mask[None], np.array([0.9]), None
 
 
 REFERENCE = {"blur": {"values": [0.0, 12.0], "harder": "higher", "label": "blur", "dice_mean": [0.9, 0.6]}}

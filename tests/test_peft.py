@@ -238,6 +238,30 @@ def test_lora_matches_hf_peft_on_the_same_weights():
     assert torch.allclose(ours_out, theirs_out, atol=1e-6)
 
 
+def test_notebook_05s_lora_layer_by_hand_is_lora_linear_and_its_merge():
+    """The cell notebook 05 shows as 'what one LoRA layer computes' gives LoRALinear's output and merge's."""
+    import nbformat
+
+    from utils.tools import harness
+
+    path = next(p for p in harness.find_notebooks() if p.stem == "05_adapting_sam")
+    (cell,) = [c.source for c in nbformat.read(path, as_version=4).cells
+               if "teaching" in c.metadata.get("tags", []) and "LoRALinear" in c.source]  # fmt: skip
+    assert len(cell.splitlines()) <= 15
+    trained = peft.lora(load_tiny_sam(), rank=4, alpha=8.0)
+    randomise_trainable(trained)  # B != 0, as after training
+    namespace = {"torch": torch, "peft": peft, "SEED": 3, "trained": trained}
+    exec(compile(cell, "05 LoRA by hand", "exec"), namespace)
+    layer, x = namespace["layer"], namespace["x"]
+    with torch.no_grad():
+        torch.testing.assert_close(namespace["by_hand"], layer(x), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(namespace["merged"], layer.merge()(x), rtol=1e-5, atol=1e-6)
+        assert namespace["low_rank"].abs().max() > 1e-3  # the update is there to be checked
+    empty = {"torch": torch, "peft": peft, "SEED": 3, "trained": None}
+    exec(compile(cell, "05 LoRA by hand", "exec"), empty)  # no LoRA model: it says so instead
+    assert empty["layer"] is None
+
+
 # ------------------------------------------------------------------------------------------- merge
 
 

@@ -111,6 +111,13 @@ def test_precompute_embeddings_runs_the_encoder_once_per_image(disks):
     assert torch.equal(predictor.get_image_embedding(), embeddings[0])
 
 
+def test_training_scores_output_zero_the_output_it_trains_for_every_prompt(disks):
+    """train() optimises multimask_output=False; its validation must not pick among untrained outputs 1-3."""
+    table = training._evaluate(load_tiny_sam(), disks[:2], ("point_center", "box"), 0, None)
+    assert not table["multimask"].any() and set(table["choice"]) == {"single"}
+    assert table.attrs["trained_multimask"] is False
+
+
 def test_evaluate_dice_is_the_evaluate_box_mean(disks):
     sam = load_tiny_sam()
     table = evaluate(CoursePredictor(sam), disks[:2], modes=("box",), progress=False)
@@ -272,7 +279,26 @@ def test_train_with_encoder_checkpointing_follows_the_same_path(disks):
         quiet_train(load_tiny_sam(), disks, strategy_name="lora", checkpoint_encoder="yes")
 
 
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_each_step_uses_the_schedules_learning_rate_as_torch_computes_it(disks, schedule):
+    result = quiet_train(load_tiny_sam(), disks[:2], strategy_name="decoder_only", steps=6, lr=1e-3, schedule=schedule)
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1e-3)
+    reference = {"constant": torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0),
+                 "cosine": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=6, eta_min=0.0)}[schedule]
+    expected = []
+    for _ in range(6):
+        expected.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        reference.step()
+    np.testing.assert_allclose(result.history["lr"].to_numpy()[1:], expected, rtol=1e-12)
+    assert result.options["schedule"] == schedule
+    if schedule == "cosine":
+        assert expected[0] == 1e-3 and expected[-1] < 0.07e-3  # the last step moves little
+
+
 def test_bad_input_raises_value_errors(disks):
+    with pytest.raises(ValueError, match="schedule must be one of constant, cosine"):
+        quiet_train(load_tiny_sam(), disks, strategy_name="lora", schedule="linear")
     with pytest.raises(ValueError, match="steps"):
         quiet_train(load_tiny_sam(), disks, strategy_name="lora", steps=0)
     with pytest.raises(ValueError, match="lr"):
@@ -343,7 +369,7 @@ def test_notebook_05s_training_step_by_hand_is_one_step_of_train():
     from utils import models, prompts
 
     case = disk_case(0)
-    cells = _teaching_cells()
+    cells = [c for c in _teaching_cells() if "step_model" in c or "step_predictor" in c]  # not the LoRA layer's
     assert len(cells) == 2 and "backward()" in cells[1]
     namespace = {"np": np, "torch": torch, "peft": peft, "models": models, "training": training, "prompts": prompts,
                  "MODEL": "tiny_sam", "run": SimpleNamespace(device=torch.device("cpu")), "SEED": 3,

@@ -94,8 +94,22 @@ __all__ = [
     "plot_learning_curves",
     "precompute_embeddings",
     "results_table",
+    "SCHEDULES",
     "train",
 ]
+
+
+def _constant(steps: int) -> Callable[[int], float]:
+    return lambda step: 1.0
+
+
+def _cosine(steps: int) -> Callable[[int], float]:
+    # step t (0-based) trains with lr * (1 + cos(pi t / steps)) / 2: lr first, close to 0 last
+    return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps))
+
+
+SCHEDULES: dict[str, Callable[[int], Callable[[int], float]]] = {"constant": _constant, "cosine": _cosine}
+"""Learning-rate schedule name -> (steps -> multiplier of ``lr`` at each 0-based step)."""
 
 
 class DiceBCELoss(nn.Module):
@@ -193,7 +207,9 @@ def _evaluate(
     sam.eval()
     try:
         predictor = predictor if predictor is not None else CoursePredictor(sam)
-        return evaluate(predictor, list(cases), modes=tuple(modes), seed=seed, progress=False)
+        # train() trains output 0 (multimask_output=False), so it is scored on output 0 before and after, for
+        # every prompt: SAM's three single-point outputs were not trained here, LiteMedSAM's never were
+        return evaluate(predictor, list(cases), modes=tuple(modes), seed=seed, progress=False, trained_multimask=False)
     finally:
         if was_training:
             _train_mode(sam)
@@ -519,6 +535,7 @@ def train(
     strategy_options: dict[str, Any] | None = None,
     checkpoint_encoder: bool = False,
     head_cache: HeadCache | None = None,
+    schedule: str = "constant",
 ) -> TrainResult:
     """Fine-tune ``sam`` in place for ``steps`` optimiser steps and measure it (see the module docstring).
 
@@ -544,6 +561,10 @@ def train(
     step stays below its float32 peak of 3.7 GiB plus 0.2 GiB of half-precision weight copies.
     Activations shrink much less than half under autocast: attention's softmax runs in float32.
 
+    ``schedule``: the learning rate over the steps, a :data:`SCHEDULES` name: ``"constant"`` (``lr`` every
+    step) or ``"cosine"`` (``lr`` at the first step, decaying to 0 along half a cosine by the last, so
+    the last steps make small moves and the curve settles where training took it).
+
     When the strategy put every trainable encoder parameter in the last K blocks (``last_blocks=K`` in
     ``strategy_options``), the encoder's frozen head is computed once per image
     (:func:`cached_encoder_head`); ``head_cache`` shares those activations between runs.
@@ -566,6 +587,8 @@ def train(
     eval_modes = _check_eval_modes(eval_modes)
     if not isinstance(checkpoint_encoder, bool):
         raise ValueError(f"checkpoint_encoder must be True or False; got {checkpoint_encoder!r}.")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}.")
     # Everything is checked before the model is touched: a bad argument leaves it as it was.
     target_device = None if device is None else device if isinstance(device, torch.device) else get_device(device)
     strategy = _apply_strategy(sam, strategy_name, strategy_options)
@@ -589,7 +612,7 @@ def train(
         settings = _Settings(
             strategy, steps, float(lr), batch_size, accumulate, eval_every, seed, torch_device, use_amp,
             bool(progress), prompt, float(box_jitter), n_points, float(weight_decay), loss_size, tuple(eval_modes),
-            checkpoint_encoder,
+            checkpoint_encoder, schedule,
         )  # fmt: skip
         result = _run(sam, train_cases, val_cases, settings, rng, head_cache)
     finally:
@@ -620,6 +643,7 @@ class _Settings:
     loss_size: int
     modes: tuple[str, ...]
     checkpoint_encoder: bool
+    schedule: str
 
 
 def _cached_blocks(sam: nn.Module) -> int | None:
@@ -685,6 +709,7 @@ def _train_loop(
     optimizer = torch.optim.AdamW(
         [p for p in sam.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
     )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, SCHEDULES[cfg.schedule](steps))
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp)
     on_cuda = device.type == "cuda"
     if on_cuda:
@@ -701,6 +726,7 @@ def _train_loop(
         bar = tqdm(range(1, steps + 1), desc=f"training ({strategy})", unit="step", disable=not cfg.progress)
         for step in bar:
             step_started = time.perf_counter()
+            used_lr = float(optimizer.param_groups[0]["lr"])  # this step's, before the schedule moves it
             optimizer.zero_grad(set_to_none=True)
             losses = []
             for _ in range(accumulate):
@@ -717,12 +743,13 @@ def _train_loop(
                 losses.append(loss.item())
             scaler.step(optimizer)
             scaler.update()
+            scheduler.step()
             if on_cuda:
                 torch.cuda.synchronize(device)
             else:
                 rss_peak = max(rss_peak, _rss_mb())
             step_times.append(time.perf_counter() - step_started)
-            row = {"step": step, "loss": float(np.mean(losses))}
+            row = {"step": step, "loss": float(np.mean(losses)), "lr": used_lr}
             if step == steps or (cfg.eval_every is not None and step % cfg.eval_every == 0):
                 row.update(_validation(sam, val_cases, modes, seed, predictor, tables))
             history.append(row)
@@ -759,6 +786,7 @@ def _train_loop(
             "seed": seed,
             "eval_modes": list(modes),
             "checkpoint_encoder": checkpointed,
+            "schedule": cfg.schedule,
             "adaptation": peft.adaptation(sam),
         },
     )

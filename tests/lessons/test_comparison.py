@@ -12,9 +12,12 @@ import torch
 
 from utils import peft, training
 from utils.lessons import comparison
+from utils.evaluate import evaluate
 from utils.machine import to_jsonable
+from utils.models import CoursePredictor
+from utils.prompts import box_from_mask
 
-from fakes import disk_case
+from fakes import disk_case, load_tiny_sam
 
 pytestmark = pytest.mark.filterwarnings("ignore::utils.models.MeaninglessModelWarning")
 
@@ -286,25 +289,49 @@ def test_plateau_compares_the_last_quarter_with_the_ci():
 
 
 def test_learning_rate_search_uses_only_the_training_cases(disk_split, monkeypatch):
-    seen = []
-    real_train = comparison.train
+    seen, scored = [], []
+    real_train, real_scores = comparison.train, comparison.fold_scores
 
     def spy(sam, train_cases, val_cases, **kwargs):
         seen.append(([c.name for c in train_cases], [c.name for c in val_cases], kwargs["lr"], kwargs["steps"]))
         return real_train(sam, train_cases, val_cases, **kwargs)
 
+    def spy_scores(sam, cases, **kwargs):
+        scored.append([c.name for c in cases])
+        return real_scores(sam, cases, **kwargs)
+
     monkeypatch.setattr(comparison, "train", spy)
+    monkeypatch.setattr(comparison, "fold_scores", spy_scores)
     grid = {"decoder_only": [1e-4, 1e-3], "lora": [1e-3, 1e-2]}
     search = comparison.search_learning_rates("tiny_sam", disk_split, grid, steps=1, seed=0, device="cpu",
                                               progress=False, last_blocks=1, batch_size=1)  # fmt: skip
     test_names = {c.name for c in disk_split.test}
     assert len(seen) == 4 and all(s[3] == 1 for s in seen)  # the same budget for every candidate
-    assert all(not (set(fit) | set(val)) & test_names for fit, val, _, _ in seen)
-    assert all(fit == [disk_split.train[0].name] and val == [disk_split.train[1].name] for fit, val, _, _ in seen)
+    assert all(fit == [disk_split.train[0].name] and val == [] for fit, val, _, _ in seen)
+    assert scored == [[disk_split.train[1].name]] * 4  # scored on the validation fold of the training cases
+    assert not {name for names in scored for name in names} & test_names
     for strategy, rates in grid.items():
-        assert search.chosen[strategy] == rates[int(np.argmax(search.val_dice[strategy]))]
-    assert set(search.table()["strategy"]) == set(grid) and search.table()["chosen"].sum() == 2
+        assert search.chosen[strategy] == rates[int(np.argmin(search.val_loss[strategy]))]
+        assert all(np.isfinite(search.val_loss[strategy])) and all(0 <= d <= 1 for d in search.val_dice[strategy])
+    table = search.table()
+    assert set(table["strategy"]) == set(grid) and table["chosen"].sum() == 2 and "val_loss" in table
     json.dumps(search.record())
+
+
+def test_fold_scores_are_evaluates_box_dice_and_the_training_loss(disk_split):
+    sam, cases = load_tiny_sam(), disk_split.train
+    dice, loss = comparison.fold_scores(sam, cases, seed=3)
+    table = evaluate(CoursePredictor(sam), cases, modes=("box",), seed=3, progress=False)
+    assert dice == pytest.approx(table["dice"].mean(), abs=1e-12)
+    predictor, losses = CoursePredictor(sam), []
+    for case in cases:
+        predictor.set_image(case.image)
+        _, _, low_res = predictor.predict(box=box_from_mask(case.mask), multimask_output=False)
+        logits = torch.as_tensor(low_res)[None]
+        losses.append(training.make_loss()(logits, training.mask_target(case, predictor, logits.shape[-1])).item())
+    assert loss == pytest.approx(np.mean(losses), rel=1e-6)
+    cached = comparison.fold_scores(sam, cases, seed=3, last_blocks=1)  # the frozen head from a cache: the same
+    assert cached == pytest.approx((dice, loss), rel=1e-5)
 
 
 def test_last_blocks_reaches_every_encoder_strategy(disk_split):

@@ -70,10 +70,10 @@ def check_search_shares_and_plateau(body: dict) -> None:
     assert set(search["chosen"]) == set(strategies)
     assert len({len(c) for c in search["candidates"].values()}) == 1  # the same search budget for every strategy
     for strategy, chosen in search["chosen"].items():
-        scores = search["val_dice"][strategy]
-        finite = [v for v in scores if isinstance(v, float) and math.isfinite(v)]  # out of memory: no score
+        losses = search["val_loss"][strategy]
+        finite = [v for v in losses if isinstance(v, float) and math.isfinite(v)]  # out of memory: no score
         if finite:
-            assert chosen == search["candidates"][strategy][scores.index(max(finite))]  # the best validation Dice won
+            assert chosen == search["candidates"][strategy][losses.index(min(finite))]  # the lowest validation loss won
         assert body["budget"]["lr"][strategy] == chosen
         if strategies[strategy]["status"] == "ok":
             assert strategies[strategy]["lr"] == chosen
@@ -146,45 +146,42 @@ def test_the_cells_after_the_comparison_cope_with_a_strategy_out_of_memory(monke
 @pytest.mark.claims
 @pytest.mark.slow
 @pytest.mark.notebooks
-@pytest.mark.timeout(1800)  # a few minutes on a quiet 2-core machine; a busy host takes several times longer
+@pytest.mark.timeout(1800)  # about 5 minutes on a quiet 2-core machine; a busy host takes several times longer
 def test_offline_claims_hold_in_the_notebooks_own_results(tmp_path):
-    """Offline (LiteMedSAM, MNI152 ventricles and microscopy phantoms) with the cheapest strategy, to stay
-    within a few minutes: training improves held-out Dice over zero-shot by more than the CI, the notebook
-    says whether its learning curve flattened (last quarter moved less than the CI), and the printed sentences
-    are this run's.
-    Every strategy at the offline budget takes longer than CI can spend on one notebook (issue 16)."""
+    """Offline at the notebook's own budget (LiteMedSAM, MNI152 ventricles and microscopy phantoms, all five
+    strategies), as `make course` runs it: training improves held-out Dice over zero-shot by more than the CI,
+    every learning curve flattened (issue 16: the last quarter moved less than the CI), and the printed
+    sentences are this run's."""
     path = next(p for p in harness.find_notebooks() if p.stem == STEM)
-    knobs = {"STRATEGIES": ["decoder_only"], "PHANTOM_STRATEGIES": ["decoder_only"], "N_BOOT": 500, "SOLUTIONS": True}
-    run = harness.run_notebook(path, mode="offline", out_root=tmp_path, parameters=knobs, timeout_s=900)
+    run = harness.run_notebook(path, mode="offline", out_root=tmp_path, parameters={"SOLUTIONS": True},
+                               timeout_s=1500)  # fmt: skip
     assert run.status == "ok", run.error
     results = json.loads((tmp_path / STEM / "results.json").read_text())
     assert results["mode"] == "offline" and results["models"] == ["litemedsam"]
     body = results["results"]
-    check_records(body["strategies"], ("decoder_only",))
+    check_records(body["strategies"], peft.STRATEGIES)
+    assert all(r["status"] == "ok" for r in body["strategies"].values())
     check_search_shares_and_plateau(body)
-    record = body["strategies"]["decoder_only"]
-    assert body["split"]["name"] == "ventricles"
+    assert body["split"]["name"] == "ventricles" and body["budget"]["schedule"] == "cosine"
+    printed = printed_output(tmp_path / f"{STEM}.ipynb")
     # "zero-shot, one box around the lateral ventricles fails" (notebooks 03 and 07 show it)
-    assert record["dice_before"] < 0.2
+    assert all(r["dice_before"] < 0.2 for r in body["strategies"].values())
     # the issue's acceptance: at least one strategy beats zero-shot by more than its CI
-    assert body["claims"]["any_improved"] and record["gain_ci"][0] > 0
-    assert record["dice_after"] > record["dice_before_ci"][1]
-    # issue 16 asks for flat curves; at 40 steps offline decoder-only still rose by 0.13 (CI 0.05-0.21) in its
-    # last quarter (2026-12-05), so the test checks that the notebook says so, not that it flattened
-    moving = [s for s, p in body["plateau"].items() if not p["flat"]]
-    verdict = "every curve flattened" if not moving else f"still moving after {body['shares']['steps']} steps"
-    assert verdict in printed_output(tmp_path / f"{STEM}.ipynb")
-    # the sentence the notebook printed is the one results.json's numbers give
-    assert body["shares"]["sentence"] in printed_output(tmp_path / f"{STEM}.ipynb")
+    assert body["claims"]["any_improved"]
+    best = body["strategies"][body["claims"]["best"]]
+    assert best["gain_ci"][0] > 0 and best["dice_after"] > best["dice_before_ci"][1]
+    # issue 16: every strategy's curve flattened (last quarter's paired change inside the final Dice's CI)
+    moving = {s: p for s, p in body["plateau"].items() if not p["flat"]}
+    assert not moving, moving
+    assert "every curve flattened" in printed
+    # the share-of-gain sentence the notebook printed is the one results.json's numbers give
+    assert body["shares"]["sentence"] in printed and set(body["shares"]["strategies"]) == set(peft.STRATEGIES)
     # "Cheapest per step" and the trainable share are printed from the records, not asserted in prose
     cheapest = min(body["strategies"], key=lambda s: body["strategies"][s]["step_time_s"])
     assert body["claims"]["cheapest_per_step"] == cheapest
     assert body["claims"]["peft_max_trainable_percent"] == max(
-        (body["strategies"][s]["trainable_percent"] for s in ("adapter", "lora", "svd") if s in body["strategies"]),
-        default=None,
+        body["strategies"][s]["trainable_percent"] for s in ("adapter", "lora", "svd")
     )
-    phantom = body["phantom"]["strategies"]["decoder_only"]
-    assert body["phantom"]["split"] == "microscopy" and phantom["gain_ci"][0] > 0
-    # the two LoRA exercises need a trained LoRA model, which this cheap run does not train
-    needs_lora = {"05.lora_beats_decoder", "05.lora_layer"}
-    assert all(v == "passed" for k, v in body["exercises"]["status"].items() if k not in needs_lora)
+    phantom = body["phantom"]["strategies"]
+    assert body["phantom"]["split"] == "microscopy" and any(r["gain_ci"][0] > 0 for r in phantom.values())
+    assert body["exercises"]["passed"] == body["exercises"]["total"]  # every solution passes on real runs

@@ -113,3 +113,25 @@ def test_rehearse_runs_a_notebook_in_full_mode_through_the_mirror(tmp_path, monk
     assert "REHEARSAL: STAND-IN FILES" in (tmp_path / "out" / "01_demo.ipynb").read_text()
     assert (tmp_path / "out" / "cache" / "medsegbench" / "busi_256.npz").is_file()  # never the real cache
     assert "REHEARSAL PASSED" in rehearsal.format_summary(summary)
+
+
+def test_a_full_run_that_prints_a_litemedsam_sentence_without_running_it_is_wrong(tmp_path):
+    import json
+
+    import nbformat
+
+    def executed(models, printed):
+        cell = nbformat.v4.new_code_cell("print(...)")
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed)]
+        path = tmp_path / f"{len(list(tmp_path.iterdir()))}_nb.ipynb"
+        nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+        (tmp_path / path.stem).mkdir()
+        payload = {"mode": "full", "rehearsal": True, "models": models}
+        (tmp_path / path.stem / "results.json").write_text(json.dumps(payload))
+        return path
+
+    sentence = "LiteMedSAM was trained with boxes only, so its single points fail\n"
+    (problem,) = rehearsal._problems(executed(["sam_vit_b"], "Dice 0.41\n" + sentence))
+    assert "LiteMedSAM sentence" in problem and "sam_vit_b" in problem
+    assert rehearsal._problems(executed(["sam_vit_b", "litemedsam"], sentence)) == []  # it ran: it may be named
+    assert rehearsal._problems(executed(["sam_vit_b"], "SAM ViT-B was trained with points too\n")) == []

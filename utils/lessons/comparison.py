@@ -57,6 +57,7 @@ __all__ = [
     "compare_strategies",
     "comparison_table",
     "failed_strategies",
+    "fold_scores",
     "gain_shares",
     "gallery_predictions",
     "make_split",
@@ -317,7 +318,7 @@ def _placement(strategy: str, last_blocks: int | None) -> dict[str, int]:
 
 @dataclass
 class LRSearch:
-    """What :func:`search_learning_rates` tried: per strategy, each candidate's validation Dice, and the pick."""
+    """What :func:`search_learning_rates` tried: per strategy, each candidate's validation loss and Dice, and the pick."""
 
     candidates: dict[str, list[float]]
     val_dice: dict[str, list[float]]  # per strategy, one per candidate (mean over the fold's validation cases)
@@ -325,17 +326,19 @@ class LRSearch:
     steps: int
     n_fit: int
     n_val: int
+    val_loss: dict[str, list[float]] = field(default_factory=dict)  # what decides: the lowest wins
 
     def table(self) -> pd.DataFrame:
-        """One row per strategy and candidate: lr, validation Dice, whether it was chosen."""
-        rows = [{"strategy": s, "lr": lr, "val_dice": dice, "chosen": lr == self.chosen[s]}
-                for s in self.candidates for lr, dice in zip(self.candidates[s], self.val_dice[s])]  # fmt: skip
+        """One row per strategy and candidate: lr, validation loss and Dice, whether it was chosen."""
+        rows = [{"strategy": s, "lr": lr, "val_loss": loss, "val_dice": dice, "chosen": lr == self.chosen[s]}
+                for s in self.candidates
+                for lr, loss, dice in zip(self.candidates[s], self.val_loss[s], self.val_dice[s])]  # fmt: skip
         return pd.DataFrame(rows)
 
     def record(self) -> dict[str, Any]:
         """Plain values for results.json."""
-        return {"candidates": self.candidates, "val_dice": self.val_dice, "chosen": self.chosen,
-                "steps": self.steps, "n_fit": self.n_fit, "n_val": self.n_val}  # fmt: skip
+        return {"candidates": self.candidates, "val_dice": self.val_dice, "val_loss": self.val_loss,
+                "chosen": self.chosen, "steps": self.steps, "n_fit": self.n_fit, "n_val": self.n_val}  # fmt: skip
 
 
 def search_learning_rates(
@@ -358,8 +361,10 @@ def search_learning_rates(
     ``n_val``, default a quarter, at least 1); the held-out test cases are never touched. Every
     candidate of every strategy trains a fresh model for the same ``steps`` with the same seed and
     options (the same search budget for every strategy, when each has as many candidates); the
-    candidate with the highest mean validation Dice (box prompts) after the last step wins, the
-    first listed on a tie. A candidate that runs out of GPU memory scores NaN and cannot win.
+    candidate with the lowest mean validation loss after the last step wins (the training loss,
+    Dice + BCE, on the validation fold's tight-box logits: continuous, so a short search that leaves
+    every candidate at Dice 0 still ranks them), the first listed on a tie. Its box-prompt Dice is
+    recorded beside it. A candidate that runs out of GPU memory scores NaN and cannot win.
     ``head_cache`` (see :func:`compare_strategies`) shares the frozen head's
     activations with later runs.
     """
@@ -373,31 +378,63 @@ def search_learning_rates(
     fit, val = split.train[:-n_val], split.train[-n_val:]
     options = {**train_options, "eval_every": None}  # only the last step's score decides
     head_cache = HeadCache(last_blocks) if head_cache is None else head_cache
-    scores: dict[str, list[float]] = {}
+    dices: dict[str, list[float]] = {}
+    losses: dict[str, list[float]] = {}
     for strategy in strategies:
-        scores[strategy] = []
+        dices[strategy], losses[strategy] = [], []
         for lr in grids[strategy]:
             sam = load_sam(model, device=device)
             try:
-                result = train(sam, fit, val, strategy_name=strategy, steps=steps, lr=lr, seed=seed, progress=False,
-                               strategy_options=_placement(strategy, last_blocks), head_cache=head_cache,
-                               **options)  # fmt: skip
-                score = result.dice_after
+                train(sam, fit, [], strategy_name=strategy, steps=steps, lr=lr, seed=seed, progress=False,
+                      strategy_options=_placement(strategy, last_blocks), head_cache=head_cache,
+                      **options)  # fmt: skip
+                dice, loss = fold_scores(sam, val, seed=seed, last_blocks=last_blocks, head_cache=head_cache)
             except torch.cuda.OutOfMemoryError:  # scored as missing; the comparison will say so for the strategy
-                score = float("nan")
-            scores[strategy].append(score)
+                dice = loss = float("nan")
+            dices[strategy].append(dice)
+            losses[strategy].append(loss)
             if progress:
-                print(f"  {strategy:>12}  lr {lr:.0e}: validation Dice {score:.3f}")
+                print(f"  {strategy:>12}  lr {lr:.0e}: validation loss {loss:.3f}, Dice {dice:.3f}")
             del sam
             _free_memory()
-    chosen = {s: grids[s][_best(scores[s])] for s in strategies}
-    return LRSearch(grids, scores, chosen, steps, len(fit), len(val))
+    chosen = {s: grids[s][_lowest(losses[s])] for s in strategies}
+    return LRSearch(grids, dices, chosen, steps, len(fit), len(val), val_loss=losses)
 
 
-def _best(scores: Sequence[float]) -> int:
-    """Index of the highest score, the first on a tie; NaN (out of memory) never wins unless all are NaN."""
+def fold_scores(
+    sam: Any, cases: Sequence[Any], seed: int = 0, last_blocks: int | None = None, head_cache: HeadCache | None = None
+) -> tuple[float, float]:
+    """(mean Dice, mean loss) of ``sam`` on ``cases`` for :func:`utils.evaluate.evaluate`'s box prompt.
+
+    The loss is the training loss (:func:`utils.training.make_loss`) of the one-output low-resolution
+    logits against :func:`utils.training.mask_target`. With ``last_blocks`` the frozen head's cached
+    activations are reused (``head_cache``), as in :func:`compare_strategies`.
+    """
+    from utils.metrics import dice
+    from utils.models import CoursePredictor
+    from utils.prompts import make_prompt
+    from utils.training import make_loss, mask_target
+
+    loss_fn, dices, losses = make_loss(), [], []
+    cache = head_cache if head_cache is not None else HeadCache(last_blocks)
+    placed = contextlib.nullcontext() if last_blocks is None else cached_encoder_head(
+        sam, last_blocks, cache, inference=True)  # fmt: skip
+    with placed, torch.no_grad():
+        predictor = CoursePredictor(sam.eval())
+        for case in cases:
+            predictor.set_image(case.image)
+            masks, _, low_res = predictor.predict(**make_prompt(case, "box", seed), multimask_output=False)
+            logits = torch.as_tensor(np.asarray(low_res), dtype=torch.float32)[None]
+            target = mask_target(case, predictor, loss_size=logits.shape[-1]).to(logits.device)
+            dices.append(dice(masks[0], case.mask))
+            losses.append(float(loss_fn(logits, target)))
+    return float(np.mean(dices)), float(np.mean(losses))
+
+
+def _lowest(scores: Sequence[float]) -> int:
+    """Index of the lowest score, the first on a tie; NaN (out of memory) never wins unless all are NaN."""
     values = np.asarray(scores, dtype=float)
-    return int(np.nanargmax(values)) if np.isfinite(values).any() else 0
+    return int(np.nanargmin(values)) if np.isfinite(values).any() else 0
 
 
 def _per_case(result: TrainResult, table: pd.DataFrame) -> pd.Series:

@@ -183,17 +183,34 @@ def _environment(values: dict[str, str | None]) -> Iterator[None]:
 _SKIPPED = re.compile(r"(MedSegBench|MedMNIST) \S+ skipped")
 
 
+def _printed(executed: Path) -> str:
+    """Everything the executed notebook's code cells printed or displayed as text."""
+    import nbformat
+
+    lines = []
+    for cell in nbformat.read(executed, as_version=4).cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            lines.append(output.get("text", "") or output.get("data", {}).get("text/plain", ""))
+    return "\n".join(lines)
+
+
 def _problems(executed: Path) -> list[str]:
     """What a notebook that ran may still have got wrong in a rehearsal."""
     problems = []
     results = executed.parent / executed.stem / "results.json"
+    models: list[str] = []
     if results.is_file():
         payload = json.loads(results.read_text())
+        models = [str(m).lower() for m in payload.get("models") or []]
         if payload.get("mode") != "full" or payload.get("rehearsal") is not True:
             problems.append(f"ran in mode {payload.get('mode')!r}, rehearsal={payload.get('rehearsal')}")
     if executed.is_file():
         text = executed.read_text()
         problems += [f"a data set was skipped ({m.group(0)})" for m in _SKIPPED.finditer(text)]
+        # what a full run prints is about the model that ran: no LiteMedSAM sentence unless LiteMedSAM ran too
+        if results.is_file() and not any("litemedsam" in m for m in models):
+            said = [line.strip() for line in _printed(executed).splitlines() if "litemedsam" in line.lower()]
+            problems += [f"printed a LiteMedSAM sentence though only {models} ran: {line[:120]!r}" for line in said]
     return problems
 
 

@@ -69,6 +69,8 @@ BAD_INPUTS = [
      ["set_image"]),  # fmt: skip
     ("unknown device", "lessons.anatomy", "encoder_dtype", ("gpu",), {}, RuntimeError, ["cpu, cuda"]),
     ("shares without full", "lessons.comparison", "gain_shares", ({},), {}, ValueError, ["'full'"]),
+    ("fold scores without cases", "lessons.comparison", "fold_scores", (object(), []), {}, ValueError,
+     ["non-empty", "Case"]),  # fmt: skip
     ("intensity TTA box outside", "lessons.uncertainty", "intensity_tta", (object(), np.zeros((8, 8), np.uint8),
      [0, 0, 40, 40]), {"augment": lambda image: image}, ValueError, ["outside", "np.clip"]),  # fmt: skip
     # shared checks

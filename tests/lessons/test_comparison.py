@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from utils import peft, training
-from utils.lessons import comparison
 from utils.evaluate import evaluate
+from utils.lessons import comparison
 from utils.machine import to_jsonable
 from utils.models import CoursePredictor
 from utils.prompts import box_from_mask

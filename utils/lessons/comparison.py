@@ -318,7 +318,7 @@ def _placement(strategy: str, last_blocks: int | None) -> dict[str, int]:
 
 @dataclass
 class LRSearch:
-    """What :func:`search_learning_rates` tried: per strategy, each candidate's validation loss and Dice, and the pick."""
+    """What :func:`search_learning_rates` tried: each candidate's validation loss and Dice, and the pick."""
 
     candidates: dict[str, list[float]]
     val_dice: dict[str, list[float]]  # per strategy, one per candidate (mean over the fold's validation cases)
@@ -415,6 +415,9 @@ def fold_scores(
     from utils.prompts import make_prompt
     from utils.training import make_loss, mask_target
 
+    cases = list(cases or [])
+    if not cases or not all(hasattr(c, "image") and hasattr(c, "mask") for c in cases):
+        raise ValueError(f"fold_scores needs a non-empty list of Case objects (the validation fold); got {cases!r}.")
     loss_fn, dices, losses = make_loss(), [], []
     cache = head_cache if head_cache is not None else HeadCache(last_blocks)
     placed = contextlib.nullcontext() if last_blocks is None else cached_encoder_head(

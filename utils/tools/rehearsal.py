@@ -184,14 +184,12 @@ _SKIPPED = re.compile(r"(MedSegBench|MedMNIST) \S+ skipped")
 
 
 def _printed(executed: Path) -> str:
-    """Everything the executed notebook's code cells printed or displayed as text."""
+    """What the executed notebook's code cells printed (stream outputs: its sentences, not its tables)."""
     import nbformat
 
-    lines = []
-    for cell in nbformat.read(executed, as_version=4).cells:
-        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
-            lines.append(output.get("text", "") or output.get("data", {}).get("text/plain", ""))
-    return "\n".join(lines)
+    cells = nbformat.read(executed, as_version=4).cells
+    return "\n".join(o.get("text", "") for c in cells if c.cell_type == "code" for o in c.get("outputs", [])
+                     if o.get("output_type") == "stream")  # fmt: skip
 
 
 def _problems(executed: Path) -> list[str]:

@@ -197,6 +197,7 @@ def test_strategy_parameters_on_vit_b_without_weights():
     table = comparison.strategy_parameters("sam_vit_b")
     assert table.loc["full", "all"] == 93_735_472  # SAM ViT-B, the published 93.7 M
     assert table.loc["decoder_only", "mask_decoder"] == 4_058_340 and table.loc["decoder_only", "image_encoder"] == 0
+    assert round(table.loc["decoder_only", "share_%"]) == 4  # 05: "the decoder is 4% of 94 M" for SAM ViT-B
     for strategy in ("adapter", "lora", "svd"):
         assert 0 < table.loc[strategy, "share_%"] < 5
         assert table.loc[strategy, "image_encoder"] == table.loc[strategy, "all"]  # encoder additions only

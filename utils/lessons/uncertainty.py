@@ -220,6 +220,22 @@ class TTAResult:
     encoder_calls: int
     soft: bool = False
 
+    @classmethod
+    def from_logits(
+        cls, views: list[str], logits: np.ndarray, encoder_calls: int, soft: bool, threshold: float
+    ) -> TTAResult:
+        """The maps of ``logits`` ``(K, H, W)``, one answer per view, the plain answer first."""
+        return cls(
+            views=list(views),
+            logits=logits,
+            mean=foreground_probability(logits, soft=soft, threshold=threshold),
+            entropy=_spread(logits, "entropy", soft, threshold),
+            variance=_spread(logits, "variance", soft, threshold),
+            base=logits[0] > threshold,
+            encoder_calls=int(encoder_calls),
+            soft=bool(soft),
+        )
+
     @property
     def prediction(self) -> np.ndarray:
         """The augmented ensemble's mask: pixels that at least half of the answers call foreground."""
@@ -292,16 +308,7 @@ def tta_uncertainty(
             answers[flip].append((label, flip_array(np.asarray(logits)[0], flip).astype(np.float32)))
     ordered = answers["none"] + [item for flip in flips for item in answers[flip]]
     stack = np.stack([logits for _, logits in ordered])
-    return TTAResult(
-        views=[label for label, _ in ordered],
-        logits=stack,
-        mean=foreground_probability(stack, soft=soft, threshold=threshold),
-        entropy=_spread(stack, "entropy", soft, threshold),
-        variance=_spread(stack, "variance", soft, threshold),
-        base=stack[0] > threshold,
-        encoder_calls=1 + len(flips),
-        soft=bool(soft),
-    )
+    return TTAResult.from_logits([label for label, _ in ordered], stack, 1 + len(flips), soft, threshold)
 
 
 def _check_view(view: Any, image: np.ndarray, index: int) -> np.ndarray:
@@ -356,16 +363,8 @@ def intensity_tta(
         logits, _, _ = predictor.predict(box=box, multimask_output=False, return_logits=True)
         answers.append(np.asarray(logits)[0].astype(np.float32))
     stack = np.stack([answers[-1], *answers[:-1]])
-    return TTAResult(
-        views=["none · box"] + [f"intensity {i + 1}" for i in range(int(n_views))],
-        logits=stack,
-        mean=foreground_probability(stack, soft=soft, threshold=threshold),
-        entropy=_spread(stack, "entropy", soft, threshold),
-        variance=_spread(stack, "variance", soft, threshold),
-        base=stack[0] > threshold,
-        encoder_calls=1 + int(n_views),
-        soft=bool(soft),
-    )
+    views = ["none · box"] + [f"intensity {i + 1}" for i in range(int(n_views))]
+    return TTAResult.from_logits(views, stack, 1 + int(n_views), soft, threshold)
 
 
 # ------------------------------------------------------------------------- does it flag errors?

@@ -282,16 +282,7 @@ class StopRule:
             return "overlap_jump"
         return None
 
-    def __call__(
-        self,
-        mask: np.ndarray,
-        previous: np.ndarray,
-        score: float | None = None,
-        image: np.ndarray | None = None,
-        previous_image: np.ndarray | None = None,
-    ) -> str | None:
-        """A StopRule is itself a :data:`StopCheck`: ``rule(mask, previous, ...)`` is :meth:`check`."""
-        return self.check(mask, previous, score, image, previous_image)
+    __call__ = check  # a StopRule is itself a StopCheck: rule(mask, previous, ...) is rule.check(...)
 
 
 #: A stop rule as :func:`propagate` calls it: ``check(mask, previous, score=..., image=..., previous_image=...)``
